@@ -1,0 +1,1 @@
+//! fogctl library.

@@ -1,0 +1,1 @@
+//! Routing: the fit filter and the five strategies.
