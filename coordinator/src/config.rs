@@ -1,1 +1,142 @@
-//! Configuration.
+//! The coordinator's configuration: flags and `FOG_*` environment variables,
+//! parsed and validated completely before any port is bound or file opened.
+//! Bad configuration exits with a clear message and code 64 (EX_USAGE).
+
+use clap::Parser;
+use fog_core::liveness::LivenessConfig;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// Exit code for bad configuration (EX_USAGE).
+pub const EXIT_CONFIG: i32 = 64;
+
+/// Command-line flags (each also readable from the environment).
+#[derive(Parser, Debug, Clone)]
+#[command(name = "fog-coordinator", version, about = "The Fogplane coordinator")]
+pub struct Flags {
+    /// Address to serve gRPC on.
+    #[arg(long, env = "FOG_LISTEN", default_value = "127.0.0.1:7443")]
+    pub listen: SocketAddr,
+    /// Directory of the embedded store.
+    #[arg(long, env = "FOG_DATA_DIR", default_value = "./fog-data")]
+    pub data_dir: PathBuf,
+    /// Serve without TLS and take node identity from the hello message.
+    /// For local development only: logs a warning. (mTLS arrives with the agent issue.)
+    #[arg(long, env = "FOG_INSECURE_DEV", default_value_t = false)]
+    pub insecure_dev: bool,
+    /// Heartbeat interval nodes are told to use.
+    #[arg(long, env = "FOG_HEARTBEAT_INTERVAL", default_value = "1s", value_parser = humantime::parse_duration)]
+    pub heartbeat_interval: Duration,
+    /// Silence after which a node is suspect (default 2 heartbeat intervals).
+    #[arg(long, env = "FOG_SUSPECT_AFTER", value_parser = humantime::parse_duration)]
+    pub suspect_after: Option<Duration>,
+    /// Silence after which a node is offline and its tasks re-queued (default 3 intervals).
+    #[arg(long, env = "FOG_OFFLINE_GRACE", value_parser = humantime::parse_duration)]
+    pub offline_grace: Option<Duration>,
+    /// Heartbeats in a row a suspect node needs to be healthy again.
+    #[arg(long, env = "FOG_RECOVERY_HEARTBEATS", default_value_t = 3)]
+    pub recovery_heartbeats: u32,
+    /// After a restart, how long known nodes have to reconnect before they are offline.
+    #[arg(long, env = "FOG_RESTART_GRACE", default_value = "15s", value_parser = humantime::parse_duration)]
+    pub restart_grace: Duration,
+    /// Interval of aggregate snapshots kept in the topology history (last 100).
+    #[arg(long, env = "FOG_SNAPSHOT_INTERVAL", default_value = "10s", value_parser = humantime::parse_duration)]
+    pub snapshot_interval: Duration,
+    /// Topology events kept for watchers to resume from.
+    #[arg(long, env = "FOG_TOPOLOGY_RETAINED", default_value_t = 100_000)]
+    pub topology_retained: usize,
+    /// How long shutdown waits for streams and the store to drain.
+    #[arg(long, env = "FOG_SHUTDOWN_GRACE", default_value = "5s", value_parser = humantime::parse_duration)]
+    pub shutdown_grace: Duration,
+    /// Log as JSON lines instead of human text.
+    #[arg(long, env = "FOG_LOG_JSON", default_value_t = false)]
+    pub log_json: bool,
+}
+
+/// Validated configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// gRPC address.
+    pub listen: SocketAddr,
+    /// Store directory.
+    pub data_dir: PathBuf,
+    /// Insecure dev mode.
+    pub insecure_dev: bool,
+    /// Failure detector settings.
+    pub liveness: LivenessConfig,
+    /// Aggregate snapshot interval.
+    pub snapshot_interval: Duration,
+    /// Retained topology events.
+    pub topology_retained: usize,
+    /// Shutdown grace.
+    pub shutdown_grace: Duration,
+    /// JSON logs.
+    pub log_json: bool,
+}
+
+/// Why a configuration was refused.
+#[derive(Debug, thiserror::Error)]
+#[error("invalid configuration: {0}")]
+pub struct ConfigError(pub String);
+
+impl Config {
+    /// Validates flags into a configuration.
+    pub fn from_flags(f: Flags) -> Result<Config, ConfigError> {
+        let ms = |d: Duration| d.as_millis() as u64;
+        let interval = ms(f.heartbeat_interval);
+        if !(50..=600_000).contains(&interval) {
+            return Err(ConfigError(format!(
+                "--heartbeat-interval must be between 50ms and 10m, got {}",
+                humantime::format_duration(f.heartbeat_interval)
+            )));
+        }
+        if !f.insecure_dev {
+            return Err(ConfigError(
+                "mTLS is not available yet in this build; start with --insecure-dev (or FOG_INSECURE_DEV=true) for local development".into(),
+            ));
+        }
+        if f.topology_retained < 1000 {
+            return Err(ConfigError("--topology-retained must be at least 1000".into()));
+        }
+        if f.snapshot_interval < Duration::from_millis(100) {
+            return Err(ConfigError("--snapshot-interval must be at least 100ms".into()));
+        }
+        let liveness = LivenessConfig {
+            heartbeat_interval_ms: interval,
+            suspect_after_ms: f.suspect_after.map_or(2 * interval, ms),
+            offline_grace_ms: f.offline_grace.map_or(3 * interval, ms),
+            recovery_heartbeats: f.recovery_heartbeats,
+            restart_grace_ms: ms(f.restart_grace),
+            ..LivenessConfig::default()
+        };
+        liveness.validate().map_err(ConfigError)?;
+        Ok(Config {
+            listen: f.listen,
+            data_dir: f.data_dir,
+            insecure_dev: f.insecure_dev,
+            liveness,
+            snapshot_interval: f.snapshot_interval,
+            topology_retained: f.topology_retained,
+            shutdown_grace: f.shutdown_grace,
+            log_json: f.log_json,
+        })
+    }
+
+    /// A configuration for tests: insecure, fast heartbeats.
+    pub fn for_tests(data_dir: PathBuf) -> Config {
+        let f = Flags::parse_from([
+            "fog-coordinator",
+            "--insecure-dev",
+            "--listen",
+            "127.0.0.1:0",
+            "--heartbeat-interval",
+            "100ms",
+            "--restart-grace",
+            "2s",
+        ]);
+        let mut c = Config::from_flags(f).expect("test config is valid");
+        c.data_dir = data_dir;
+        c
+    }
+}

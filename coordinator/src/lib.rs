@@ -7,5 +7,7 @@
 
 pub mod api;
 pub mod config;
+pub mod convert;
 pub mod engine;
+pub mod server;
 pub mod store;

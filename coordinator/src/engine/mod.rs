@@ -1,1 +1,460 @@
-//! The engine actor.
+//! The engine: one actor task that owns all mutable coordinator state (node
+//! table, task book, scheduler, liveness detector, topology log) and is fed
+//! commands through a bounded channel.
+//!
+//! Each loop iteration handles a batch of commands by asking the pure core
+//! for decisions, runs a placement round if anything could have changed
+//! placement, then hands the round's store mutations to the group-commit
+//! writer together with the effects (replies, messages to node sessions, task
+//! watch events) that may only happen once those mutations are durable.
+//! Nothing here holds a lock, and nothing here waits on a node.
+//!
+//! Topology events describe in-memory live state (heartbeats, liveness) and
+//! are published at once; task events are published after their commit.
+
+mod commands;
+mod queries;
+pub mod session;
+
+pub use commands::{AdminOp, Command, NodeFilter, TaskFilter};
+pub use session::{SessionEvent, SessionOpen};
+
+use crate::convert::{self, Spec};
+use crate::store::{Mutation, Snapshot, WriterHandle};
+use fog_core::domain::{Millis, NodeId, TaskId};
+use fog_core::liveness::{LivenessConfig, LivenessDetector, Transition};
+use fog_core::registry::{Liveness, NodeTable};
+use fog_core::scheduling::{LatencyModel, Scheduler};
+use fog_core::tasks::TaskBook;
+use fog_core::topology::{self, Aggregates, Change, History, TopoNode, TopologyLog};
+use fog_proto::v1 as pb;
+use std::collections::{BTreeSet, HashMap};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::{broadcast, mpsc};
+use tracing::{debug, info, warn};
+
+/// Milliseconds since the Unix epoch, now. The engine is the only caller of
+/// the clock; the core receives `now` as an argument.
+pub fn now_ms() -> Millis {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as Millis)
+        .unwrap_or(0)
+}
+
+/// Engine settings.
+#[derive(Clone, Debug)]
+pub struct EngineConfig {
+    /// Failure detector.
+    pub liveness: LivenessConfig,
+    /// Aggregate snapshot interval.
+    pub snapshot_interval: Duration,
+    /// Topology events retained for resume.
+    pub topology_retained: usize,
+    /// Interval between RTT pings on a session.
+    pub ping_interval: Duration,
+    /// Capacity of each session's outbound queue; overflow closes the session.
+    pub session_queue: usize,
+}
+
+impl EngineConfig {
+    /// From the validated coordinator configuration.
+    pub fn from(cfg: &crate::config::Config) -> EngineConfig {
+        EngineConfig {
+            liveness: cfg.liveness.clone(),
+            snapshot_interval: cfg.snapshot_interval,
+            topology_retained: cfg.topology_retained,
+            ping_interval: Duration::from_secs(10),
+            session_queue: 1024,
+        }
+    }
+}
+
+/// A cheap, cloneable handle to the engine.
+#[derive(Clone)]
+pub struct EngineHandle {
+    tx: mpsc::Sender<Command>,
+    task_events: broadcast::Sender<Arc<pb::WatchTasksResponse>>,
+    topo_events: broadcast::Sender<Arc<topology::Event>>,
+    epoch: Arc<str>,
+}
+
+impl EngineHandle {
+    /// Sends a command (waits for queue space: back-pressure).
+    pub async fn send(&self, cmd: Command) -> Result<(), crate::api::ApiError> {
+        self.tx.send(cmd).await.map_err(crate::api::error::engine_gone)
+    }
+
+    /// Subscribes to task events (published after their commit).
+    pub fn subscribe_tasks(&self) -> broadcast::Receiver<Arc<pb::WatchTasksResponse>> {
+        self.task_events.subscribe()
+    }
+
+    /// Subscribes to topology events.
+    pub fn subscribe_topology(&self) -> broadcast::Receiver<Arc<topology::Event>> {
+        self.topo_events.subscribe()
+    }
+
+    /// This run's topology epoch.
+    pub fn epoch(&self) -> &str {
+        &self.epoch
+    }
+
+    /// True once the engine has stopped.
+    pub fn is_closed(&self) -> bool {
+        self.tx.is_closed()
+    }
+}
+
+struct SessionSlot {
+    id: u64,
+    tx: mpsc::Sender<pb::SessionResponse>,
+    last_ping: Millis,
+    ping: Option<(u64, std::time::Instant)>,
+}
+
+/// Things to write and do at the end of this iteration.
+#[derive(Default)]
+struct Pending {
+    mutations: Vec<Mutation>,
+    effects: Vec<crate::store::Effect>,
+    tasks: BTreeSet<TaskId>,
+    nodes: BTreeSet<NodeId>,
+    submits: Vec<(TaskId, tokio::sync::oneshot::Sender<Result<pb::Task, crate::api::ApiError>>)>,
+}
+
+/// The engine state. Created by [`Engine::start`].
+pub struct Engine {
+    cfg: EngineConfig,
+    nodes: NodeTable,
+    tasks: TaskBook<Spec>,
+    scheduler: Scheduler,
+    liveness: LivenessDetector,
+    topo: TopologyLog,
+    history: History,
+    published: HashMap<NodeId, TopoNode>,
+    last_aggregates: Option<Aggregates>,
+    sessions: HashMap<NodeId, SessionSlot>,
+    writer: WriterHandle,
+    rx: mpsc::Receiver<Command>,
+    self_tx: mpsc::WeakSender<Command>,
+    task_events: broadcast::Sender<Arc<pb::WatchTasksResponse>>,
+    topo_events: broadcast::Sender<Arc<topology::Event>>,
+    pending: Pending,
+    task_seq: u64,
+    place_needed: bool,
+    started_at: Millis,
+    epoch: Arc<str>,
+    stats: queries::Stats,
+}
+
+impl Engine {
+    /// Restores state from the store snapshot and starts the engine task.
+    pub fn start(
+        cfg: EngineConfig,
+        snapshot: Snapshot,
+        writer: WriterHandle,
+    ) -> (EngineHandle, tokio::task::JoinHandle<()>) {
+        let (tx, rx) = mpsc::channel(4096);
+        let (task_events, _) = broadcast::channel(4096);
+        let (topo_events, _) = broadcast::channel(8192);
+        let epoch: Arc<str> = Arc::from(uuid::Uuid::new_v4().simple().to_string()[..12].to_string());
+        let now = now_ms();
+        let mut engine = Engine {
+            nodes: NodeTable::new(),
+            tasks: TaskBook::new(),
+            scheduler: Scheduler::new(LatencyModel::default()),
+            liveness: LivenessDetector::new(cfg.liveness.clone()),
+            topo: TopologyLog::new(cfg.topology_retained),
+            history: History::new(100),
+            published: HashMap::new(),
+            last_aggregates: None,
+            sessions: HashMap::new(),
+            writer,
+            rx,
+            self_tx: tx.downgrade(),
+            task_events: task_events.clone(),
+            topo_events: topo_events.clone(),
+            pending: Pending::default(),
+            task_seq: 0,
+            place_needed: true,
+            started_at: now,
+            epoch: epoch.clone(),
+            stats: queries::Stats::default(),
+            cfg,
+        };
+        engine.restore(snapshot, now);
+        let handle = EngineHandle { tx, task_events, topo_events, epoch };
+        let join = tokio::spawn(async move { engine.run().await });
+        (handle, join)
+    }
+
+    fn restore(&mut self, snapshot: Snapshot, now: Millis) {
+        for r in &snapshot.nodes {
+            let entry = convert::node_from_record(r);
+            self.liveness.restore(entry.id.clone(), now);
+            self.nodes.insert(entry);
+        }
+        let mut unusable = 0;
+        for r in snapshot.tasks {
+            match convert::task_from_record(r) {
+                Some(t) => self.tasks.restore(t, &mut self.nodes),
+                None => unusable += 1,
+            }
+        }
+        if unusable > 0 {
+            warn!(count = unusable, "skipped unreadable task records");
+        }
+        let ids: Vec<NodeId> = self.nodes.iter().map(|e| e.id.clone()).collect();
+        for id in ids {
+            self.publish_node(&id);
+        }
+        info!(nodes = self.nodes.len(), tasks = self.tasks.len(), "state restored");
+    }
+
+    async fn run(mut self) {
+        let tick_ms = (self.cfg.liveness.heartbeat_interval_ms / 4).clamp(10, 100);
+        let mut tick = tokio::time::interval(Duration::from_millis(tick_ms));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut next_aggregate = 0;
+        let mut next_snapshot = self.started_at;
+        let mut next_node_flush = 0;
+        loop {
+            tokio::select! {
+                cmd = self.rx.recv() => {
+                    let Some(cmd) = cmd else { break };
+                    self.handle(cmd);
+                    // Batch: take whatever else is already queued (bounded).
+                    for _ in 0..1024 {
+                        match self.rx.try_recv() {
+                            Ok(cmd) => self.handle(cmd),
+                            Err(_) => break,
+                        }
+                    }
+                }
+                _ = tick.tick() => {
+                    let now = now_ms();
+                    self.on_tick(now);
+                    if now >= next_aggregate {
+                        next_aggregate = now + 1000;
+                        self.publish_aggregates(now, now >= next_snapshot);
+                        if now >= next_snapshot {
+                            next_snapshot = now + self.cfg.snapshot_interval.as_millis() as u64;
+                        }
+                    }
+                    if now >= next_node_flush {
+                        next_node_flush = now + 2000;
+                        self.flush_nodes();
+                    }
+                }
+            }
+            if self.place_needed {
+                self.place_needed = false;
+                self.placement_round(now_ms());
+            }
+            self.flush().await;
+        }
+        self.flush_nodes();
+        self.flush().await;
+        let _ = self.writer.flush().await;
+        info!("engine stopped");
+    }
+
+    fn on_tick(&mut self, now: Millis) {
+        for t in self.liveness.tick(now) {
+            self.apply_transition(t, now);
+        }
+        let (changed, effects) = self.tasks.expire(&mut self.nodes, now);
+        if !changed.is_empty() {
+            self.place_needed = true;
+        }
+        self.mark_tasks(changed);
+        self.core_effects(effects);
+    }
+
+    fn apply_transition(&mut self, t: Transition, now: Millis) {
+        debug!(node.id = %t.node, liveness = ?t.liveness, flapping = t.flapping, reason = t.reason, "liveness");
+        self.nodes.update(&t.node, |e| e.set_liveness(t.liveness, t.flapping, now));
+        match t.liveness {
+            Liveness::Offline => {
+                info!(node.id = %t.node, "node offline; re-queueing its tasks");
+                let changed = self.tasks.node_lost(&mut self.nodes, &t.node, now);
+                self.mark_tasks(changed);
+                self.place_needed = true;
+            }
+            Liveness::Healthy => self.place_needed = true,
+            _ => {}
+        }
+        self.publish_node(&t.node);
+    }
+
+    fn placement_round(&mut self, now: Millis) {
+        let started = std::time::Instant::now();
+        let (changed, effects) = self.tasks.place_queued(&mut self.nodes, &mut self.scheduler, now);
+        if !changed.is_empty() {
+            self.stats.record_round(changed.len(), started.elapsed());
+        }
+        self.mark_tasks(changed);
+        self.core_effects(effects);
+    }
+
+    /// Marks tasks changed: they are persisted and published at the next flush.
+    fn mark_tasks(&mut self, ids: impl IntoIterator<Item = TaskId>) {
+        self.pending.tasks.extend(ids);
+    }
+
+    /// Publishes a node's topology change if it changed meaningfully.
+    fn publish_node(&mut self, id: &str) {
+        let Some(entry) = self.nodes.get(id) else {
+            if self.published.remove(id).is_some() {
+                self.append(Change::NodeRemoved(Arc::from(id)));
+            }
+            return;
+        };
+        let after = TopoNode::from_entry(entry);
+        let kind = topology::classify(self.published.get(id), &after);
+        let Some(kind) = kind else { return };
+        self.published.insert(after.id.clone(), after.clone());
+        match kind {
+            topology::ChangeKind::Status => self.append(Change::NodeUpserted(after)),
+            topology::ChangeKind::Metrics => self.append(Change::NodeMetrics(after)),
+        }
+    }
+
+    fn append(&mut self, change: Change) {
+        let revision = self.topo.append(change.clone());
+        // No receivers is fine: nobody watches.
+        let _ = self.topo_events.send(Arc::new(topology::Event { revision, change }));
+    }
+
+    fn publish_aggregates(&mut self, now: Millis, snapshot: bool) {
+        let a = topology::aggregate(&self.nodes, &self.task_counts());
+        if self.last_aggregates.as_ref() != Some(&a) {
+            self.last_aggregates = Some(a.clone());
+            self.append(Change::Aggregates(a.clone()));
+        }
+        if snapshot {
+            self.history.push(topology::AggregateSnapshot { taken_at: now, revision: self.topo.revision(), aggregates: a });
+        }
+    }
+
+    fn task_counts(&self) -> topology::TaskCounts {
+        let c = self.tasks.counts();
+        topology::TaskCounts {
+            queued: c.queued,
+            running: c.running,
+            completed: c.completed,
+            failed: c.failed,
+            placed: c.placed,
+            sla_met: c.sla_met,
+        }
+    }
+
+    fn flush_nodes(&mut self) {
+        let ids = std::mem::take(&mut self.pending.nodes);
+        for id in ids {
+            match self.nodes.get(&id) {
+                Some(e) => self.pending.mutations.push(Mutation::PutNode(convert::node_record(e))),
+                None => self.pending.mutations.push(Mutation::DeleteNode(id.to_string())),
+            }
+        }
+    }
+
+    /// Hands this iteration's mutations and effects to the writer.
+    async fn flush(&mut self) {
+        let ids = std::mem::take(&mut self.pending.tasks);
+        for id in &ids {
+            let Some(task) = self.tasks.get(id) else { continue };
+            let record = convert::task_pb(task);
+            self.task_seq += 1;
+            let event = Arc::new(pb::WatchTasksResponse { task: Some(record.clone()), sequence: self.task_seq, lagged: false });
+            self.pending.mutations.push(Mutation::PutTask(record));
+            let tx = self.task_events.clone();
+            self.pending.effects.push(Box::new(move |res| {
+                if res.is_ok() {
+                    let _ = tx.send(event);
+                }
+            }));
+        }
+        for (id, reply) in std::mem::take(&mut self.pending.submits) {
+            let task = self.tasks.get(&id).map(convert::task_pb);
+            let rollback = self.self_tx.clone();
+            self.pending.effects.push(Box::new(move |res| match (res, task) {
+                (Ok(()), Some(t)) => {
+                    let _ = reply.send(Ok(t));
+                }
+                (Ok(()), None) => {
+                    let _ = reply.send(Err(crate::api::ApiError::Internal("task vanished before its reply".into())));
+                }
+                (Err(e), _) => {
+                    let _ = reply.send(Err(crate::api::ApiError::Unavailable(format!("task not stored: {e}"))));
+                    if let Some(tx) = rollback.upgrade() {
+                        let _ = tx.try_send(Command::Rollback(id));
+                    }
+                }
+            }));
+        }
+        if self.pending.mutations.is_empty() && self.pending.effects.is_empty() {
+            return;
+        }
+        let mutations = std::mem::take(&mut self.pending.mutations);
+        let effects = std::mem::take(&mut self.pending.effects);
+        if self.writer.submit(mutations, effects).await.is_err() {
+            warn!("store writer is gone; changes are not being persisted");
+        }
+    }
+
+    /// Queues the core's effects (assignments, cancellations) as post-commit
+    /// session messages.
+    fn core_effects(&mut self, effects: Vec<fog_core::tasks::Effect>) {
+        for e in effects {
+            self.place_needed |= matches!(e, fog_core::tasks::Effect::Cancel { .. });
+            match e {
+                fog_core::tasks::Effect::Assign { node, task, attempt, deadline } => {
+                    let spec = self.tasks.get(&task).map(|t| (*t.payload).clone());
+                    let msg = pb::session_response::Msg::Assignment(pb::Assignment {
+                        attempt: Some(pb::AttemptRef { task_id: task.to_string(), attempt }),
+                        spec,
+                        deadline: Some(convert::ts(deadline)),
+                    });
+                    self.send_after_commit(&node, msg);
+                    self.publish_node(&node);
+                }
+                fog_core::tasks::Effect::Cancel { node, task, attempt, reason } => {
+                    let msg = pb::session_response::Msg::Cancellation(pb::Cancellation {
+                        attempt: Some(pb::AttemptRef { task_id: task.to_string(), attempt }),
+                        reason: reason.to_string(),
+                    });
+                    self.send_after_commit(&node, msg);
+                    self.publish_node(&node);
+                }
+            }
+        }
+    }
+
+    /// Sends a message on a node's session once the current batch is durable.
+    /// A full session queue closes the session (the node reconnects and
+    /// reconciles) rather than blocking the engine.
+    fn send_after_commit(&mut self, node: &str, msg: pb::session_response::Msg) {
+        let Some(s) = self.sessions.get(node) else {
+            debug!(node.id = %node, "no session; message dropped (the node reconciles on reconnect)");
+            return;
+        };
+        let tx = s.tx.clone();
+        let session_id = s.id;
+        let node: NodeId = Arc::from(node);
+        let engine = self.self_tx.clone();
+        self.pending.effects.push(Box::new(move |res| {
+            if res.is_err() {
+                return;
+            }
+            if let Err(mpsc::error::TrySendError::Full(_)) = tx.try_send(pb::SessionResponse { msg: Some(msg) }) {
+                warn!(node.id = %node, "session queue full; closing the session");
+                if let Some(engine) = engine.upgrade() {
+                    let _ = engine.try_send(Command::CloseSession { node, session_id });
+                }
+            }
+        }));
+    }
+}

@@ -1677,6 +1677,13 @@ pub struct Attempt {
     /// Error message of a failed, timed out or lost attempt.
     #[prost(string, tag = "7")]
     pub error: ::prost::alloc::string::String,
+    /// When the attempt must have finished (assignment time + the task's timeout).
+    #[prost(message, optional, tag = "8")]
+    pub deadline: ::core::option::Option<::prost_types::Timestamp>,
+    /// A result that arrived after this attempt stopped being active: recorded,
+    /// never accepted (e.g. "succeeded"). Empty if none.
+    #[prost(string, tag = "9")]
+    pub late_result: ::prost::alloc::string::String,
 }
 /// The result of a finished attempt.
 #[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]

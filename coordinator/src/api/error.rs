@@ -1,0 +1,80 @@
+//! The one place that maps errors to gRPC statuses. Bad input becomes
+//! `INVALID_ARGUMENT` with `google.rpc.BadRequest` field violations naming
+//! every offending field.
+
+use tonic::{Code, Status};
+use tonic_types::{ErrorDetails, StatusExt};
+
+/// An error an RPC can answer with.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// Bad input: every violation found, as (field path, description).
+    #[error("invalid request: {}", .0.iter().map(|(f, d)| format!("{f}: {d}")).collect::<Vec<_>>().join("; "))]
+    Invalid(Vec<(String, String)>),
+    /// Something named does not exist.
+    #[error("{0}")]
+    NotFound(String),
+    /// The request conflicts with the current state (e.g. cancel a finished task).
+    #[error("{0}")]
+    FailedPrecondition(String),
+    /// Not allowed for this caller.
+    #[error("{0}")]
+    PermissionDenied(String),
+    /// The coordinator cannot serve now (store failure, shutting down).
+    #[error("{0}")]
+    Unavailable(String),
+    /// A bug or unexpected condition.
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl ApiError {
+    /// A single-field violation.
+    pub fn field(field: impl Into<String>, description: impl Into<String>) -> ApiError {
+        ApiError::Invalid(vec![(field.into(), description.into())])
+    }
+}
+
+impl From<ApiError> for Status {
+    fn from(e: ApiError) -> Status {
+        let msg = e.to_string();
+        match e {
+            ApiError::Invalid(violations) => {
+                let mut details = ErrorDetails::new();
+                for (field, description) in violations {
+                    details.add_bad_request_violation(field, description);
+                }
+                Status::with_error_details(Code::InvalidArgument, msg, details)
+            }
+            ApiError::NotFound(_) => Status::not_found(msg),
+            ApiError::FailedPrecondition(_) => Status::failed_precondition(msg),
+            ApiError::PermissionDenied(_) => Status::permission_denied(msg),
+            ApiError::Unavailable(_) => Status::unavailable(msg),
+            ApiError::Internal(_) => Status::internal(msg),
+        }
+    }
+}
+
+/// The engine is gone (shutting down).
+pub fn engine_gone<T>(_: T) -> ApiError {
+    ApiError::Unavailable("coordinator is shutting down".into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn invalid_argument_names_every_field() {
+        let s: Status = ApiError::Invalid(vec![
+            ("spec.resources.cpu_millis".into(), "too large".into()),
+            ("spec.name".into(), "too long".into()),
+        ])
+        .into();
+        assert_eq!(s.code(), Code::InvalidArgument);
+        let br = s.get_details_bad_request().expect("BadRequest details");
+        let fields: Vec<_> = br.field_violations.iter().map(|v| v.field.as_str()).collect();
+        assert_eq!(fields, ["spec.resources.cpu_millis", "spec.name"]);
+        assert!(s.message().contains("spec.name: too long"));
+    }
+}

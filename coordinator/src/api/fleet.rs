@@ -1,0 +1,137 @@
+//! `fog.v1.FleetService`.
+
+use super::validate::Violations;
+use super::{ApiError, ask, page_size};
+use crate::convert;
+use crate::engine::{AdminOp, Command, EngineHandle, NodeFilter};
+use fog_proto::v1 as pb;
+use fog_proto::v1::fleet_service_server::FleetService;
+use tonic::{Request, Response, Status};
+
+/// The fleet service.
+pub struct FleetApi {
+    engine: EngineHandle,
+}
+
+impl FleetApi {
+    /// A service over the engine.
+    pub fn new(engine: EngineHandle) -> FleetApi {
+        FleetApi { engine }
+    }
+
+    async fn admin(&self, node_id: String, op: AdminOp) -> Result<pb::Node, Status> {
+        let mut v = Violations::default();
+        v.id("node_id", &node_id);
+        v.finish()?;
+        Ok(ask(&self.engine, |reply| Command::Admin(node_id, op, reply)).await?)
+    }
+}
+
+#[tonic::async_trait]
+impl FleetService for FleetApi {
+    async fn list_nodes(&self, req: Request<pb::ListNodesRequest>) -> Result<Response<pb::ListNodesResponse>, Status> {
+        let r = req.into_inner();
+        let mut v = Violations::default();
+        v.enum_value::<pb::NodeStatus>("status", r.status, true);
+        v.enum_value::<pb::NodeType>("node_type", r.node_type, true);
+        if !r.region.is_empty() {
+            v.id("region", &r.region);
+        }
+        v.labels("labels", &r.labels, true);
+        v.page_size("page_size", r.page_size, 1000);
+        if !r.page_token.is_empty() {
+            v.id("page_token", &r.page_token);
+        }
+        v.finish()?;
+        let filter = NodeFilter {
+            status: convert::status(r.status),
+            node_type: (r.node_type != 0).then(|| convert::node_type(r.node_type)),
+            region: (!r.region.is_empty()).then_some(r.region),
+            labels: r.labels.into_iter().map(|l| (l.key, l.value)).collect(),
+            page_size: page_size(r.page_size, 100),
+            after: (!r.page_token.is_empty()).then_some(r.page_token),
+        };
+        Ok(Response::new(ask(&self.engine, |reply| Command::ListNodes(filter, reply)).await?))
+    }
+
+    async fn get_node(&self, req: Request<pb::GetNodeRequest>) -> Result<Response<pb::GetNodeResponse>, Status> {
+        let r = req.into_inner();
+        let mut v = Violations::default();
+        v.id("node_id", &r.node_id);
+        v.finish()?;
+        Ok(Response::new(ask(&self.engine, |reply| Command::GetNode(r.node_id, reply)).await?))
+    }
+
+    async fn cordon_node(&self, req: Request<pb::CordonNodeRequest>) -> Result<Response<pb::CordonNodeResponse>, Status> {
+        let node = self.admin(req.into_inner().node_id, AdminOp::Cordon).await?;
+        Ok(Response::new(pb::CordonNodeResponse { node: Some(node) }))
+    }
+
+    async fn uncordon_node(
+        &self,
+        req: Request<pb::UncordonNodeRequest>,
+    ) -> Result<Response<pb::UncordonNodeResponse>, Status> {
+        let node = self.admin(req.into_inner().node_id, AdminOp::Uncordon).await?;
+        Ok(Response::new(pb::UncordonNodeResponse { node: Some(node) }))
+    }
+
+    async fn drain_node(&self, req: Request<pb::DrainNodeRequest>) -> Result<Response<pb::DrainNodeResponse>, Status> {
+        let node = self.admin(req.into_inner().node_id, AdminOp::Drain).await?;
+        Ok(Response::new(pb::DrainNodeResponse { node: Some(node) }))
+    }
+
+    async fn set_maintenance(
+        &self,
+        req: Request<pb::SetMaintenanceRequest>,
+    ) -> Result<Response<pb::SetMaintenanceResponse>, Status> {
+        let r = req.into_inner();
+        let node = self.admin(r.node_id, AdminOp::Maintenance(r.maintenance)).await?;
+        Ok(Response::new(pb::SetMaintenanceResponse { node: Some(node) }))
+    }
+
+    async fn remove_node(&self, req: Request<pb::RemoveNodeRequest>) -> Result<Response<pb::RemoveNodeResponse>, Status> {
+        let r = req.into_inner();
+        let mut v = Violations::default();
+        v.id("node_id", &r.node_id);
+        v.finish()?;
+        let requeued = ask(&self.engine, |reply| Command::RemoveNode(r.node_id, reply)).await?;
+        Ok(Response::new(pb::RemoveNodeResponse { requeued_tasks: requeued }))
+    }
+
+    async fn update_node_labels(
+        &self,
+        req: Request<pb::UpdateNodeLabelsRequest>,
+    ) -> Result<Response<pb::UpdateNodeLabelsResponse>, Status> {
+        let r = req.into_inner();
+        let mut v = Violations::default();
+        // Admin-only labels are allowed here: this RPC is admin-only once roles
+        // exist (security issue); in insecure dev mode every caller is admin.
+        v.labels("set", &r.set, true);
+        v.max_items("remove", &r.remove, 64);
+        for (i, k) in r.remove.iter().enumerate() {
+            if let Err(e) = fog_core::domain::validate_label_key(k) {
+                v.add(format!("remove[{i}]"), e.to_string());
+            }
+        }
+        if r.set.is_empty() && r.remove.is_empty() {
+            v.add("set", "set or remove at least one label");
+        }
+        v.id("node_id", &r.node_id);
+        v.finish()?;
+        let op = AdminOp::Labels { set: r.set.into_iter().map(|l| (l.key, l.value)).collect(), remove: r.remove };
+        let node = ask(&self.engine, |reply| Command::Admin(r.node_id, op, reply)).await?;
+        Ok(Response::new(pb::UpdateNodeLabelsResponse { node: Some(node) }))
+    }
+
+    async fn create_join_token(
+        &self,
+        _req: Request<pb::CreateJoinTokenRequest>,
+    ) -> Result<Response<pb::CreateJoinTokenResponse>, Status> {
+        Err(ApiError::FailedPrecondition(
+            "join tokens need the coordinator's certificate authority, which this insecure dev build does not run; \
+             nodes join by hello in --insecure-dev mode"
+                .into(),
+        )
+        .into())
+    }
+}

@@ -1,0 +1,166 @@
+//! `fog.v1.NodeService`: the agents' session stream.
+//!
+//! The first message must be a hello. In insecure dev mode the node's
+//! identity is the hello's `node_id`; with mTLS (the agent issue) it will come
+//! only from the verified client certificate. After the hello, a reader task
+//! turns each inbound message into an engine event; the engine answers through
+//! the session's bounded outbound queue.
+
+use super::ApiError;
+use super::validate::Violations;
+use crate::convert;
+use crate::engine::session::{SessionEventKind, heartbeat_state, outcome};
+use crate::engine::{Command, EngineHandle, SessionEvent, SessionOpen};
+use fog_core::domain::NodeId;
+use fog_core::registry::NodeRegistration;
+use fog_proto::v1 as pb;
+use fog_proto::v1::node_service_server::NodeService;
+use fog_proto::v1::session_request::Msg;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+use tokio_stream::{Stream, StreamExt};
+use tonic::{Request, Response, Status, Streaming};
+use tracing::{Instrument, debug, info_span};
+
+/// How long a new session may take to say hello.
+const HELLO_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The node service.
+pub struct NodeApi {
+    engine: EngineHandle,
+    session_queue: usize,
+    next_session: AtomicU64,
+}
+
+impl NodeApi {
+    /// A service over the engine.
+    pub fn new(engine: EngineHandle, session_queue: usize) -> NodeApi {
+        NodeApi { engine, session_queue, next_session: AtomicU64::new(1) }
+    }
+}
+
+type SessionStream = Pin<Box<dyn Stream<Item = Result<pb::SessionResponse, Status>> + Send>>;
+
+/// Validates a hello and turns it into a registration.
+pub fn registration(h: pb::Hello) -> Result<(NodeRegistration, Vec<(Arc<str>, u64)>), ApiError> {
+    let mut v = Violations::default();
+    v.id("hello.node_id", &h.node_id);
+    v.max_len("hello.name", &h.name, 128);
+    v.enum_value::<pb::NodeType>("hello.node_type", h.node_type, true);
+    v.labels("hello.labels", &h.labels, false);
+    v.max_len("hello.agent_version", &h.agent_version, 128);
+    if let Some(l) = &h.location {
+        v.location("hello.location", l);
+    }
+    v.max_items("hello.running", &h.running, 10_000);
+    if h.capacity.is_none() {
+        v.add("hello.capacity", "is required");
+    }
+    v.finish()?;
+    let running = h.running.iter().map(|a| (Arc::from(a.task_id.as_str()), a.attempt)).collect();
+    let id: NodeId = Arc::from(h.node_id.as_str());
+    let reg = NodeRegistration {
+        name: if h.name.is_empty() { h.node_id.clone() } else { h.name },
+        id,
+        node_type: convert::node_type(h.node_type),
+        capacity: convert::resources(h.capacity.as_ref()),
+        location: convert::location(h.location.as_ref()),
+        labels: h.labels.into_iter().map(|l| (l.key, l.value)).collect(),
+        agent_version: h.agent_version,
+        supports_onion_routing: h.supports_onion_routing,
+    };
+    Ok((reg, running))
+}
+
+/// Turns one inbound message into a session event (None for messages the
+/// engine need not see).
+fn event(msg: Msg) -> Result<Option<SessionEventKind>, ApiError> {
+    Ok(Some(match msg {
+        Msg::Hello(_) => return Err(ApiError::field("hello", "only the first message may be a hello")),
+        Msg::Heartbeat(h) => {
+            let mut v = Violations::default();
+            v.max_items("heartbeat.running", &h.running, 10_000);
+            if h.region_rtt_ms.len() > 64 {
+                v.add("heartbeat.region_rtt_ms", "must have at most 64 entries");
+            }
+            v.finish()?;
+            SessionEventKind::Heartbeat(heartbeat_state(&h))
+        }
+        Msg::TaskUpdate(u) => {
+            let a = u.attempt.ok_or_else(|| ApiError::field("task_update.attempt", "is required"))?;
+            if !u.running {
+                return Ok(None);
+            }
+            SessionEventKind::Running(Arc::from(a.task_id.as_str()), a.attempt)
+        }
+        Msg::TaskResult(r) => {
+            let a = r.attempt.clone().ok_or_else(|| ApiError::field("task_result.attempt", "is required"))?;
+            SessionEventKind::Result(Arc::from(a.task_id.as_str()), a.attempt, outcome(&r))
+        }
+        Msg::Pong(p) => SessionEventKind::Pong(p.nonce),
+        Msg::RenewCertificate(_) => {
+            return Err(ApiError::FailedPrecondition("certificate renewal needs mTLS, not enabled in insecure dev mode".into()));
+        }
+    }))
+}
+
+#[tonic::async_trait]
+impl NodeService for NodeApi {
+    async fn join(&self, _req: Request<pb::JoinRequest>) -> Result<Response<pb::JoinResponse>, Status> {
+        Err(ApiError::FailedPrecondition(
+            "joining with a token needs the coordinator's certificate authority, which this insecure dev build does not run"
+                .into(),
+        )
+        .into())
+    }
+
+    type SessionStream = SessionStream;
+
+    async fn session(&self, req: Request<Streaming<pb::SessionRequest>>) -> Result<Response<SessionStream>, Status> {
+        let mut inbound = req.into_inner();
+        let first = tokio::time::timeout(HELLO_TIMEOUT, inbound.message())
+            .await
+            .map_err(|_| Status::deadline_exceeded("no hello within 10 s"))??;
+        let hello = match first.and_then(|m| m.msg) {
+            Some(Msg::Hello(h)) => h,
+            _ => return Err(ApiError::field("hello", "the first message of a session must be a hello").into()),
+        };
+        let (registration, running) = registration(hello)?;
+        let node = registration.id.clone();
+        let session_id = self.next_session.fetch_add(1, Ordering::Relaxed);
+        let (tx, rx) = tokio::sync::mpsc::channel(self.session_queue);
+        self.engine.send(Command::SessionOpen(SessionOpen { session_id, registration, running, tx })).await?;
+
+        let engine = self.engine.clone();
+        let span = info_span!("session", node.id = %node, session = session_id);
+        tokio::spawn(
+            async move {
+                loop {
+                    let kind = match inbound.message().await {
+                        Ok(Some(pb::SessionRequest { msg: Some(msg) })) => match event(msg) {
+                            Ok(Some(kind)) => kind,
+                            Ok(None) => continue,
+                            Err(e) => {
+                                debug!(error = %e, "bad session message; closing the session");
+                                SessionEventKind::Closed
+                            }
+                        },
+                        Ok(Some(_)) => continue,
+                        Ok(None) | Err(_) => SessionEventKind::Closed,
+                    };
+                    let closed = matches!(kind, SessionEventKind::Closed);
+                    let ev = SessionEvent { node: node.clone(), session_id, kind };
+                    if engine.send(Command::Session(ev)).await.is_err() || closed {
+                        break;
+                    }
+                }
+                debug!("session reader ended");
+            }
+            .instrument(span),
+        );
+        let out = tokio_stream::wrappers::ReceiverStream::new(rx).map(Ok);
+        Ok(Response::new(Box::pin(out)))
+    }
+}

@@ -1,0 +1,172 @@
+//! `fog.v1.TaskService`.
+
+use super::validate::{self, Violations};
+use super::{ask, page_size};
+use crate::convert;
+use crate::engine::{Command, EngineHandle, TaskFilter};
+use fog_proto::v1 as pb;
+use fog_proto::v1::task_service_server::TaskService;
+use std::pin::Pin;
+use tokio::sync::broadcast::error::RecvError;
+use tokio_stream::Stream;
+use tonic::{Request, Response, Status};
+
+/// The task service.
+pub struct TaskApi {
+    engine: EngineHandle,
+}
+
+impl TaskApi {
+    /// A service over the engine.
+    pub fn new(engine: EngineHandle) -> TaskApi {
+        TaskApi { engine }
+    }
+}
+
+type WatchStream = Pin<Box<dyn Stream<Item = Result<pb::WatchTasksResponse, Status>> + Send>>;
+
+#[tonic::async_trait]
+impl TaskService for TaskApi {
+    async fn submit_task(&self, req: Request<pb::SubmitTaskRequest>) -> Result<Response<pb::SubmitTaskResponse>, Status> {
+        let r = req.into_inner();
+        let mut v = Violations::default();
+        validate::task_spec(&mut v, "spec", r.spec.as_ref());
+        v.max_len("request_id", &r.request_id, 64);
+        v.finish()?;
+        let spec = r.spec.expect("validated");
+        let request_id = (!r.request_id.is_empty()).then_some(r.request_id);
+        let task = ask(&self.engine, |reply| Command::Submit { spec, request_id, reply }).await?;
+        Ok(Response::new(pb::SubmitTaskResponse { task: Some(task) }))
+    }
+
+    async fn get_task(&self, req: Request<pb::GetTaskRequest>) -> Result<Response<pb::GetTaskResponse>, Status> {
+        let r = req.into_inner();
+        let mut v = Violations::default();
+        validate::task_id(&mut v, "task_id", &r.task_id);
+        v.finish()?;
+        let task = ask(&self.engine, |reply| Command::GetTask(r.task_id, reply)).await?;
+        Ok(Response::new(pb::GetTaskResponse { task: Some(task) }))
+    }
+
+    async fn list_tasks(&self, req: Request<pb::ListTasksRequest>) -> Result<Response<pb::ListTasksResponse>, Status> {
+        let r = req.into_inner();
+        let mut v = Violations::default();
+        v.max_items("states", &r.states, 6);
+        for (i, s) in r.states.iter().enumerate() {
+            v.enum_value::<pb::TaskState>(&format!("states[{i}]"), *s, false);
+        }
+        v.enum_value::<pb::SlaTier>("sla_tier", r.sla_tier, true);
+        if !r.node_id.is_empty() {
+            v.id("node_id", &r.node_id);
+        }
+        v.page_size("page_size", r.page_size, 1000);
+        if !r.page_token.is_empty() {
+            validate::task_id(&mut v, "page_token", &r.page_token);
+        }
+        v.finish()?;
+        let filter = TaskFilter {
+            states: r.states.iter().filter_map(|s| convert::task_state(*s)).collect(),
+            tier: (r.sla_tier != 0).then(|| convert::tier(r.sla_tier)),
+            node: (!r.node_id.is_empty()).then_some(r.node_id),
+            page_size: page_size(r.page_size, 100),
+            after: (!r.page_token.is_empty()).then_some(r.page_token),
+        };
+        Ok(Response::new(ask(&self.engine, |reply| Command::ListTasks(filter, reply)).await?))
+    }
+
+    async fn cancel_task(&self, req: Request<pb::CancelTaskRequest>) -> Result<Response<pb::CancelTaskResponse>, Status> {
+        let r = req.into_inner();
+        let mut v = Violations::default();
+        validate::task_id(&mut v, "task_id", &r.task_id);
+        v.max_len("reason", &r.reason, 256);
+        v.finish()?;
+        let task = ask(&self.engine, |reply| Command::Cancel { id: r.task_id, reason: r.reason, reply }).await?;
+        Ok(Response::new(pb::CancelTaskResponse { task: Some(task) }))
+    }
+
+    type WatchTasksStream = WatchStream;
+
+    async fn watch_tasks(&self, req: Request<pb::WatchTasksRequest>) -> Result<Response<WatchStream>, Status> {
+        let r = req.into_inner();
+        let mut v = Violations::default();
+        v.max_items("task_ids", &r.task_ids, 1000);
+        for (i, id) in r.task_ids.iter().enumerate() {
+            validate::task_id(&mut v, &format!("task_ids[{i}]"), id);
+        }
+        v.finish()?;
+        // Subscribe before reading the initial state, so nothing falls between.
+        let mut rx = self.engine.subscribe_tasks();
+        let ids: std::collections::HashSet<String> = r.task_ids.iter().cloned().collect();
+        let initial = if r.initial_state && !ids.is_empty() {
+            ask(&self.engine, |reply| Command::TaskSnapshot(r.task_ids.clone(), reply))
+                .await?
+                .into_iter()
+                .map(|t| pb::WatchTasksResponse { task: Some(t), sequence: 0, lagged: false })
+                .collect()
+        } else {
+            Vec::new()
+        };
+        let stream = async_stream(initial, move |tx| async move {
+            loop {
+                match rx.recv().await {
+                    Ok(ev) => {
+                        let wanted = ids.is_empty() || ev.task.as_ref().is_some_and(|t| ids.contains(&t.id));
+                        if wanted && tx.send(Ok((*ev).clone())).await.is_err() {
+                            return;
+                        }
+                    }
+                    Err(RecvError::Lagged(_)) => {
+                        let lag = pb::WatchTasksResponse { task: None, sequence: 0, lagged: true };
+                        if tx.send(Ok(lag)).await.is_err() {
+                            return;
+                        }
+                    }
+                    Err(RecvError::Closed) => return,
+                }
+            }
+        });
+        Ok(Response::new(stream))
+    }
+
+    async fn explain_placement(
+        &self,
+        req: Request<pb::ExplainPlacementRequest>,
+    ) -> Result<Response<pb::ExplainPlacementResponse>, Status> {
+        let r = req.into_inner();
+        let mut v = Violations::default();
+        match (&r.spec, r.task_id.is_empty()) {
+            (Some(_), true) => validate::task_spec(&mut v, "spec", r.spec.as_ref()),
+            (None, false) => validate::task_id(&mut v, "task_id", &r.task_id),
+            (Some(_), false) => v.add("task_id", "set either spec or task_id, not both"),
+            (None, true) => v.add("spec", "one of spec or task_id is required"),
+        }
+        v.page_size("limit", r.limit, 1000);
+        v.finish()?;
+        let limit = page_size(r.limit, 20);
+        let task_id = (!r.task_id.is_empty()).then_some(r.task_id);
+        let spec = r.spec;
+        Ok(Response::new(ask(&self.engine, |reply| Command::Explain { spec, task_id, limit, reply }).await?))
+    }
+}
+
+/// A server stream fed by a spawned producer through a small bounded channel:
+/// a slow client back-pressures only its own producer.
+pub(crate) fn async_stream<T, F, Fut>(initial: Vec<T>, produce: F) -> Pin<Box<dyn Stream<Item = Result<T, Status>> + Send>>
+where
+    T: Send + 'static,
+    F: FnOnce(tokio::sync::mpsc::Sender<Result<T, Status>>) -> Fut,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
+    let (tx, rx) = tokio::sync::mpsc::channel(64);
+    let fut = produce(tx.clone());
+    tokio::spawn(async move {
+        for item in initial {
+            if tx.send(Ok(item)).await.is_err() {
+                return;
+            }
+        }
+        drop(tx);
+        fut.await;
+    });
+    Box::pin(tokio_stream::wrappers::ReceiverStream::new(rx))
+}

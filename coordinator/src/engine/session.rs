@@ -1,0 +1,225 @@
+//! Node sessions as the engine sees them: open (hello → register, reconcile,
+//! welcome), heartbeats, task updates and results, pongs, close.
+
+use super::{Engine, SessionSlot};
+use crate::convert;
+use fog_core::domain::{AttemptNo, Millis, NodeId, TaskId};
+use fog_core::registry::{HeartbeatState, NodeRegistration};
+use fog_core::tasks::{Outcome, ResultVerdict};
+use fog_proto::v1 as pb;
+use std::sync::Arc;
+use tokio::sync::mpsc;
+use tracing::{debug, info};
+
+/// A session that just opened, with its validated hello.
+pub struct SessionOpen {
+    /// Session id (unique per coordinator run).
+    pub session_id: u64,
+    /// Who the node says it is (insecure dev) or its certificate says.
+    pub registration: NodeRegistration,
+    /// Attempts the node runs or holds unacked results for.
+    pub running: Vec<(TaskId, AttemptNo)>,
+    /// Where to send messages to the node.
+    pub tx: mpsc::Sender<pb::SessionResponse>,
+}
+
+/// Something that arrived on a session.
+pub struct SessionEvent {
+    /// Node.
+    pub node: NodeId,
+    /// Session id.
+    pub session_id: u64,
+    /// What.
+    pub kind: SessionEventKind,
+}
+
+/// The kinds of session events.
+pub enum SessionEventKind {
+    /// Heartbeat.
+    Heartbeat(HeartbeatState),
+    /// An attempt started running.
+    Running(TaskId, AttemptNo),
+    /// An attempt ended.
+    Result(TaskId, AttemptNo, Outcome),
+    /// Answer to a ping.
+    Pong(u64),
+    /// The stream ended or failed.
+    Closed,
+}
+
+impl Engine {
+    pub(super) fn session_open(&mut self, open: SessionOpen, now: Millis) {
+        let id = open.registration.id.clone();
+        let known = self.nodes.get(&id).is_some();
+        self.nodes.register(open.registration, now);
+        self.pending.nodes.insert(id.clone());
+        if let Some(old) = self.sessions.remove(&id) {
+            info!(node.id = %id, old = old.id, new = open.session_id, "replacing an older session of the same node");
+        }
+        self.sessions.insert(
+            id.clone(),
+            SessionSlot { id: open.session_id, tx: open.tx.clone(), last_ping: 0, ping: None },
+        );
+        if let Some(t) = self.liveness.session_opened(id.clone(), now) {
+            self.apply_transition(t, now);
+        }
+        let (cancel, changed) = self.tasks.reconcile(&mut self.nodes, &id, &open.running, now);
+        if !changed.is_empty() {
+            self.place_needed = true;
+        }
+        self.mark_tasks(changed);
+        self.flush_nodes();
+        let welcome = pb::Welcome {
+            node_id: id.to_string(),
+            session_id: open.session_id.to_string(),
+            config: Some(pb::SessionConfig {
+                heartbeat_interval_ms: self.cfg.liveness.heartbeat_interval_ms as u32,
+            }),
+            cancel: cancel
+                .into_iter()
+                .map(|(task_id, attempt)| pb::AttemptRef { task_id: task_id.to_string(), attempt })
+                .collect(),
+        };
+        // The welcome is queued before anything else for this session.
+        self.send_after_commit(&id, pb::session_response::Msg::Welcome(welcome));
+        let draining = self.nodes.get(&id).is_some_and(|e| e.draining);
+        if draining {
+            self.send_after_commit(&id, pb::session_response::Msg::Drain(pb::Drain { reason: "node is draining".into() }));
+        }
+        self.place_needed = true;
+        self.publish_node(&id);
+        info!(node.id = %id, session = open.session_id, known, "session opened");
+    }
+
+    pub(super) fn session_event(&mut self, ev: SessionEvent, now: Millis) {
+        // Events from a replaced session are ignored: only the current one speaks for the node.
+        if self.sessions.get(&ev.node).is_none_or(|s| s.id != ev.session_id) {
+            return;
+        }
+        match ev.kind {
+            SessionEventKind::Heartbeat(state) => self.heartbeat(&ev.node, state, now),
+            SessionEventKind::Running(task, attempt) => {
+                if self.tasks.attempt_running(&ev.node, &task, attempt) {
+                    self.mark_tasks([task]);
+                }
+            }
+            SessionEventKind::Result(task, attempt, outcome) => self.result(&ev.node, task, attempt, outcome, now),
+            SessionEventKind::Pong(nonce) => {
+                if let Some(s) = self.sessions.get_mut(&ev.node)
+                    && let Some((n, sent)) = s.ping
+                    && n == nonce
+                {
+                    s.ping = None;
+                    let rtt = sent.elapsed().as_secs_f64() * 1000.0;
+                    self.nodes.update(&ev.node, |e| e.session_rtt_ms = rtt);
+                    self.publish_node(&ev.node);
+                }
+            }
+            SessionEventKind::Closed => self.close_session(&ev.node, ev.session_id, now),
+        }
+    }
+
+    fn heartbeat(&mut self, node: &NodeId, state: HeartbeatState, now: Millis) {
+        let power_before = self.nodes.get(node).map(|e| e.live.power_mode.accepts_work());
+        self.nodes.update(node, |e| {
+            e.live = state;
+            e.last_heartbeat = now;
+        });
+        if power_before != self.nodes.get(node).map(|e| e.live.power_mode.accepts_work()) {
+            self.place_needed = true;
+        }
+        if let Some(t) = self.liveness.heartbeat(node, now) {
+            self.apply_transition(t, now);
+        }
+        self.maybe_ping(node, now);
+        self.publish_node(node);
+    }
+
+    /// Pings ride on heartbeats, so RTT measurement costs no timer per node.
+    fn maybe_ping(&mut self, node: &NodeId, now: Millis) {
+        let interval = self.cfg.ping_interval.as_millis() as u64;
+        let Some(s) = self.sessions.get_mut(node) else { return };
+        // An unanswered ping older than the interval is simply replaced.
+        if s.last_ping != 0 && now.saturating_sub(s.last_ping) < interval {
+            return;
+        }
+        let nonce = rand::random::<u64>();
+        s.last_ping = now;
+        s.ping = Some((nonce, std::time::Instant::now()));
+        // Pings change nothing durable: send at once.
+        let _ = s.tx.try_send(pb::SessionResponse { msg: Some(pb::session_response::Msg::Ping(pb::Ping { nonce })) });
+    }
+
+    fn result(&mut self, node: &NodeId, task: TaskId, attempt: AttemptNo, outcome: Outcome, now: Millis) {
+        let (verdict, effects) = self.tasks.attempt_finished(&mut self.nodes, node, &task, attempt, outcome, now);
+        debug!(node.id = %node, task.id = %task, attempt, ?verdict, "result");
+        let accepted = match verdict {
+            ResultVerdict::Accepted => {
+                self.place_needed = true;
+                self.pending.nodes.insert(node.clone());
+                true
+            }
+            ResultVerdict::Duplicate => true,
+            ResultVerdict::Stale | ResultVerdict::Unknown => false,
+        };
+        if matches!(verdict, ResultVerdict::Accepted | ResultVerdict::Stale) {
+            self.mark_tasks([task.clone()]);
+        }
+        self.core_effects(effects);
+        self.publish_node(node);
+        // The ack goes out only after the result is durable: until then the
+        // node keeps the result and resends it after a reconnect.
+        let ack = pb::ResultAck { attempt: Some(pb::AttemptRef { task_id: task.to_string(), attempt }), accepted };
+        self.send_after_commit(node, pb::session_response::Msg::ResultAck(ack));
+    }
+
+    pub(super) fn close_session(&mut self, node: &str, session_id: u64, now: Millis) {
+        if self.sessions.get(node).is_none_or(|s| s.id != session_id) {
+            return;
+        }
+        self.sessions.remove(node);
+        if let Some(t) = self.liveness.session_closed(node, now) {
+            self.apply_transition(t, now);
+        }
+        info!(node.id = %node, session = session_id, "session closed");
+    }
+}
+
+/// Converts a node's result message into the core's outcome.
+pub fn outcome(r: &pb::TaskResult) -> Outcome {
+    use fog_core::tasks::OutcomeKind as K;
+    let kind = match pb::AttemptOutcome::try_from(r.outcome).unwrap_or_default() {
+        pb::AttemptOutcome::Succeeded => K::Succeeded,
+        pb::AttemptOutcome::TimedOut => K::TimedOut,
+        pb::AttemptOutcome::Cancelled => K::Cancelled,
+        pb::AttemptOutcome::Refused => K::Refused,
+        pb::AttemptOutcome::Failed | pb::AttemptOutcome::Unspecified => K::Failed,
+    };
+    Outcome {
+        kind,
+        exit_code: r.exit_code,
+        error: r.error.clone(),
+        output: r.output.as_ref().map(|o| fog_core::tasks::TaskOutput {
+            stdout: o.stdout.clone(),
+            stderr: o.stderr.clone(),
+            truncated: o.truncated,
+        }),
+    }
+}
+
+/// The heartbeat message as the registry's live state.
+pub fn heartbeat_state(h: &pb::Heartbeat) -> HeartbeatState {
+    let mut rtts: Vec<(Arc<str>, f32)> =
+        h.region_rtt_ms.iter().map(|(r, ms)| (Arc::from(r.as_str()), *ms as f32)).collect();
+    rtts.sort_by(|a, b| a.0.cmp(&b.0));
+    HeartbeatState {
+        cpu_usage: h.cpu_usage.clamp(0.0, 1.0),
+        memory_usage: h.memory_usage.clamp(0.0, 1.0),
+        load_average: h.load_average.max(0.0),
+        battery_percent: (0..=100).contains(&h.battery_percent).then_some(h.battery_percent as u8),
+        charging: h.charging,
+        temperature_c: (h.temperature_celsius > -273.0).then_some(h.temperature_celsius),
+        power_mode: convert::power_mode(h.power_mode),
+        region_rtt_ms: rtts,
+    }
+}

@@ -1,0 +1,91 @@
+//! Assembles a running coordinator: store → writer → engine → gRPC server,
+//! and takes it down in the reverse order.
+
+use crate::api::{FleetApi, NodeApi, SystemApi, TaskApi, TopologyApi};
+use crate::config::Config;
+use crate::engine::{Engine, EngineConfig, EngineHandle};
+use crate::store::{RedbStore, Store, spawn_writer};
+use fog_proto::v1::fleet_service_server::FleetServiceServer;
+use fog_proto::v1::node_service_server::NodeServiceServer;
+use fog_proto::v1::system_service_server::SystemServiceServer;
+use fog_proto::v1::task_service_server::TaskServiceServer;
+use fog_proto::v1::topology_service_server::TopologyServiceServer;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+use tracing::{info, warn};
+
+/// A running coordinator.
+pub struct Running {
+    /// The address gRPC is served on.
+    pub addr: SocketAddr,
+    /// The engine, for in-process callers.
+    pub engine: EngineHandle,
+    shutdown: CancellationToken,
+    server: tokio::task::JoinHandle<Result<(), tonic::transport::Error>>,
+    engine_task: tokio::task::JoinHandle<()>,
+    writer_task: tokio::task::JoinHandle<()>,
+    grace: Duration,
+}
+
+/// Opens the store, restores state, binds the port and serves.
+pub async fn start(cfg: Config) -> anyhow::Result<Running> {
+    if cfg.insecure_dev {
+        warn!("INSECURE DEV MODE: plaintext gRPC, node identity taken from hello messages; never use this in production");
+    }
+    let started = std::time::Instant::now();
+    let store: Arc<dyn Store> = Arc::new(RedbStore::open(&cfg.data_dir)?);
+    let snapshot = store.load().await?;
+    let (writer, writer_task) = spawn_writer(store, 8192);
+    let ecfg = EngineConfig::from(&cfg);
+    let session_queue = ecfg.session_queue;
+    let (engine, engine_task) = Engine::start(ecfg, snapshot, writer);
+
+    let (health_reporter, health) = tonic_health::server::health_reporter();
+    for name in fog_proto::SERVICE_NAMES {
+        health_reporter.set_service_status(*name, tonic_health::ServingStatus::Serving).await;
+    }
+    health_reporter.set_service_status("", tonic_health::ServingStatus::Serving).await;
+    let reflection = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(fog_proto::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .build_v1()?;
+
+    let listener = tokio::net::TcpListener::bind(cfg.listen).await?;
+    let addr = listener.local_addr()?;
+    let shutdown = CancellationToken::new();
+    let stop = shutdown.clone();
+    let router = tonic::transport::Server::builder()
+        // Node sessions are long-lived and mostly idle: keepalives find dead
+        // peers the kernel would not report for minutes.
+        .http2_keepalive_interval(Some(Duration::from_secs(10)))
+        .http2_keepalive_timeout(Some(Duration::from_secs(5)))
+        .tcp_nodelay(true)
+        .add_service(health)
+        .add_service(reflection)
+        .add_service(NodeServiceServer::new(NodeApi::new(engine.clone(), session_queue)))
+        .add_service(TaskServiceServer::new(TaskApi::new(engine.clone())))
+        .add_service(FleetServiceServer::new(FleetApi::new(engine.clone())))
+        .add_service(TopologyServiceServer::new(TopologyApi::new(engine.clone())))
+        .add_service(SystemServiceServer::new(SystemApi::new(engine.clone())));
+    let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
+    let server = tokio::spawn(router.serve_with_incoming_shutdown(incoming, async move { stop.cancelled().await }));
+    info!(%addr, took_ms = started.elapsed().as_millis() as u64, "coordinator serving");
+    Ok(Running { addr, engine, shutdown, server, engine_task, writer_task, grace: cfg.shutdown_grace })
+}
+
+impl Running {
+    /// Graceful stop: stop accepting, drain streams within the grace, stop
+    /// the engine (which flushes), then let the writer commit what is queued.
+    pub async fn stop(self) {
+        self.shutdown.cancel();
+        if tokio::time::timeout(self.grace, self.server).await.is_err() {
+            warn!("streams did not drain within the shutdown grace");
+        }
+        drop(self.engine);
+        let _ = tokio::time::timeout(self.grace, self.engine_task).await;
+        let _ = tokio::time::timeout(self.grace, self.writer_task).await;
+        info!("coordinator stopped");
+    }
+}
