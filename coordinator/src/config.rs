@@ -46,6 +46,9 @@ pub struct Flags {
     /// Topology events kept for watchers to resume from.
     #[arg(long, env = "FOG_TOPOLOGY_RETAINED", default_value_t = 100_000)]
     pub topology_retained: usize,
+    /// Topology events buffered per watcher; a watcher further behind gets a resync.
+    #[arg(long, env = "FOG_WATCH_BUFFER", default_value_t = 8192)]
+    pub watch_buffer: usize,
     /// How long shutdown waits for streams and the store to drain.
     #[arg(long, env = "FOG_SHUTDOWN_GRACE", default_value = "5s", value_parser = humantime::parse_duration)]
     pub shutdown_grace: Duration,
@@ -69,6 +72,8 @@ pub struct Config {
     pub snapshot_interval: Duration,
     /// Retained topology events.
     pub topology_retained: usize,
+    /// Topology events buffered per watcher.
+    pub watch_buffer: usize,
     /// Shutdown grace.
     pub shutdown_grace: Duration,
     /// JSON logs.
@@ -99,6 +104,9 @@ impl Config {
         if f.topology_retained < 1000 {
             return Err(ConfigError("--topology-retained must be at least 1000".into()));
         }
+        if !(16..=1_000_000).contains(&f.watch_buffer) {
+            return Err(ConfigError("--watch-buffer must be between 16 and 1000000".into()));
+        }
         if f.snapshot_interval < Duration::from_millis(100) {
             return Err(ConfigError("--snapshot-interval must be at least 100ms".into()));
         }
@@ -118,6 +126,7 @@ impl Config {
             liveness,
             snapshot_interval: f.snapshot_interval,
             topology_retained: f.topology_retained,
+            watch_buffer: f.watch_buffer,
             shutdown_grace: f.shutdown_grace,
             log_json: f.log_json,
         })

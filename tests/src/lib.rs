@@ -1,1 +1,220 @@
-//! End-to-end test support.
+//! Support for Fogplane's end-to-end tests: start a coordinator (in-process
+//! over real gRPC on 127.0.0.1, or as a real `fog-coordinator` process),
+//! attach simulated nodes, and wait on conditions with deadlines — never a
+//! bare sleep standing in for a condition.
+
+pub mod process;
+pub mod raw;
+
+use fog_coordinator::config::Config;
+use fog_coordinator::server::Running;
+use fog_proto::v1 as pb;
+use fog_proto::v1::fleet_service_client::FleetServiceClient;
+use fog_proto::v1::system_service_client::SystemServiceClient;
+use fog_proto::v1::task_service_client::TaskServiceClient;
+use fog_proto::v1::topology_service_client::TopologyServiceClient;
+use fogctl::sim::{SimNodeHandle, SimNodeSpec, SimOptions, spawn_node};
+use std::future::Future;
+use std::time::{Duration, Instant};
+use tonic::transport::{Channel, Endpoint};
+
+/// Default deadline for `eventually`.
+pub const DEADLINE: Duration = Duration::from_secs(15);
+
+/// Polls `f` every 20 ms until it returns `Some`, or panics after `deadline`
+/// naming what was awaited.
+pub async fn eventually<T, F, Fut>(what: &str, deadline: Duration, mut f: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    let start = Instant::now();
+    loop {
+        if let Some(v) = f().await {
+            return v;
+        }
+        assert!(start.elapsed() < deadline, "timed out after {deadline:?} waiting for: {what}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Logs to the test output when `FOG_TEST_LOG` is set (e.g. `FOG_TEST_LOG=debug`).
+pub fn init_logs() {
+    if let Ok(level) = std::env::var("FOG_TEST_LOG") {
+        let _ = tracing_subscriber::fmt().with_env_filter(level).with_test_writer().try_init();
+    }
+}
+
+/// An in-process coordinator with a fresh store.
+pub struct Coord {
+    /// The running coordinator.
+    pub running: Option<Running>,
+    /// Its gRPC channel.
+    pub channel: Channel,
+    /// Store directory (kept for restarts).
+    pub dir: tempfile::TempDir,
+}
+
+impl Coord {
+    /// Starts one with test settings (heartbeat 100 ms).
+    pub async fn start() -> Coord {
+        Coord::start_with(|_| {}).await
+    }
+
+    /// Starts one, letting the test adjust the configuration.
+    pub async fn start_with(adjust: impl FnOnce(&mut Config)) -> Coord {
+        init_logs();
+        let dir = tempfile::tempdir().expect("temp dir");
+        let mut cfg = Config::for_tests(dir.path().to_path_buf());
+        adjust(&mut cfg);
+        let running = fog_coordinator::server::start(cfg).await.expect("coordinator starts");
+        let channel = connect(&format!("http://{}", running.addr)).await;
+        Coord { running: Some(running), channel, dir }
+    }
+
+    /// Task client.
+    pub fn tasks(&self) -> TaskServiceClient<Channel> {
+        TaskServiceClient::new(self.channel.clone())
+    }
+
+    /// Fleet client.
+    pub fn fleet(&self) -> FleetServiceClient<Channel> {
+        FleetServiceClient::new(self.channel.clone())
+    }
+
+    /// Topology client.
+    pub fn topology(&self) -> TopologyServiceClient<Channel> {
+        TopologyServiceClient::new(self.channel.clone())
+    }
+
+    /// System client.
+    pub fn system(&self) -> SystemServiceClient<Channel> {
+        SystemServiceClient::new(self.channel.clone())
+    }
+
+    /// Spawns a simulated node on this coordinator.
+    pub fn node(&self, spec: SimNodeSpec) -> SimNodeHandle {
+        spawn_node(self.channel.clone(), spec, fast_sim())
+    }
+
+    /// Spawns `n` simulated nodes named `{prefix}-{i}` with `cpu_millis` each.
+    pub fn nodes(&self, prefix: &str, n: usize, cpu_millis: u32) -> Vec<SimNodeHandle> {
+        (0..n).map(|i| self.node(spec(&format!("{prefix}-{i}"), cpu_millis))).collect()
+    }
+
+    /// Waits until `n` nodes are healthy.
+    pub async fn wait_healthy(&self, n: usize) {
+        let mut fleet = self.fleet();
+        eventually(&format!("{n} healthy nodes"), DEADLINE, || {
+            let mut fleet = fleet.clone();
+            async move {
+                let r = fleet.list_nodes(pb::ListNodesRequest { page_size: 1000, ..Default::default() }).await.ok()?;
+                let healthy =
+                    r.into_inner().nodes.iter().filter(|n| n.liveness == pb::Liveness::Healthy as i32).count();
+                (healthy >= n).then_some(())
+            }
+        })
+        .await;
+        let _ = fleet.list_nodes(pb::ListNodesRequest::default()).await;
+    }
+
+    /// Submits a spec and returns the stored task.
+    pub async fn submit(&self, spec: pb::TaskSpec) -> pb::Task {
+        self.tasks()
+            .submit_task(pb::SubmitTaskRequest { spec: Some(spec), request_id: String::new() })
+            .await
+            .expect("submit accepted")
+            .into_inner()
+            .task
+            .expect("task in reply")
+    }
+
+    /// Gets a task.
+    pub async fn task(&self, id: &str) -> pb::Task {
+        self.tasks()
+            .get_task(pb::GetTaskRequest { task_id: id.to_string() })
+            .await
+            .expect("task exists")
+            .into_inner()
+            .task
+            .expect("task in reply")
+    }
+
+    /// Waits until a task is in `state`, returning it.
+    pub async fn wait_state(&self, id: &str, state: pb::TaskState) -> pb::Task {
+        let what = format!("task {id} {state:?}");
+        eventually(&what, DEADLINE, || async {
+            let t = self.task(id).await;
+            (t.state == state as i32).then_some(t)
+        })
+        .await
+    }
+
+    /// Gets a node.
+    pub async fn get_node(&self, id: &str) -> pb::Node {
+        self.fleet()
+            .get_node(pb::GetNodeRequest { node_id: id.to_string() })
+            .await
+            .expect("node exists")
+            .into_inner()
+            .node
+            .expect("node in reply")
+    }
+
+    /// Stops the coordinator gracefully.
+    pub async fn stop(&mut self) {
+        if let Some(r) = self.running.take() {
+            r.stop().await;
+        }
+    }
+}
+
+/// Simulated-node options for tests: quick reconnects.
+pub fn fast_sim() -> SimOptions {
+    SimOptions { reconnect_after: Duration::from_millis(50), reconnect_cap: Duration::from_millis(300), ..SimOptions::default() }
+}
+
+/// A plain compute node spec with `cpu_millis` of CPU and 4 GiB.
+pub fn spec(id: &str, cpu_millis: u32) -> SimNodeSpec {
+    let mut s = SimNodeSpec::demo(0);
+    s.id = id.to_string();
+    s.name = id.to_string();
+    s.labels.clear();
+    s.capacity = pb::Resources { cpu_millis, memory_mb: 4096, storage_mb: 10_240, gpus: 0 };
+    s
+}
+
+/// Connects a channel (retrying briefly while the server comes up).
+pub async fn connect(url: &str) -> Channel {
+    let endpoint = Endpoint::from_shared(url.to_string()).expect("valid url").connect_timeout(Duration::from_secs(2));
+    eventually(&format!("connect to {url}"), DEADLINE, || {
+        let endpoint = endpoint.clone();
+        async move { endpoint.connect().await.ok() }
+    })
+    .await
+}
+
+/// A built-in task spec.
+pub fn builtin(kind: pb::builtin_task::Kind) -> pb::TaskSpec {
+    pb::TaskSpec {
+        name: "test".into(),
+        workload: Some(pb::task_spec::Workload::Builtin(pb::BuiltinTask { kind: Some(kind) })),
+        resources: Some(pb::Resources { cpu_millis: 100, memory_mb: 64, storage_mb: 0, gpus: 0 }),
+        ..Default::default()
+    }
+}
+
+/// `sleep_ms` built-in.
+pub fn sleep(ms: u64) -> pb::TaskSpec {
+    builtin(pb::builtin_task::Kind::SleepMs(ms))
+}
+
+/// `echo` built-in.
+pub fn echo(text: &str) -> pb::TaskSpec {
+    builtin(pb::builtin_task::Kind::Echo(text.to_string()))
+}
+
+/// `fail` built-in.
+pub fn fail(msg: &str) -> pb::TaskSpec {
+    builtin(pb::builtin_task::Kind::Fail(msg.to_string()))
+}

@@ -52,6 +52,8 @@ pub struct EngineConfig {
     pub snapshot_interval: Duration,
     /// Topology events retained for resume.
     pub topology_retained: usize,
+    /// Topology events buffered per watcher.
+    pub watch_buffer: usize,
     /// Interval between RTT pings on a session.
     pub ping_interval: Duration,
     /// Capacity of each session's outbound queue; overflow closes the session.
@@ -65,6 +67,7 @@ impl EngineConfig {
             liveness: cfg.liveness.clone(),
             snapshot_interval: cfg.snapshot_interval,
             topology_retained: cfg.topology_retained,
+            watch_buffer: cfg.watch_buffer,
             ping_interval: Duration::from_secs(10),
             session_queue: 1024,
         }
@@ -158,7 +161,7 @@ impl Engine {
     ) -> (EngineHandle, tokio::task::JoinHandle<()>) {
         let (tx, rx) = mpsc::channel(4096);
         let (task_events, _) = broadcast::channel(4096);
-        let (topo_events, _) = broadcast::channel(8192);
+        let (topo_events, _) = broadcast::channel(cfg.watch_buffer);
         let epoch: Arc<str> = Arc::from(uuid::Uuid::new_v4().simple().to_string()[..12].to_string());
         let now = now_ms();
         let mut engine = Engine {

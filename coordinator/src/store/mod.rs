@@ -1,1 +1,118 @@
-//! Durable store.
+//! Durable state: the [`Store`] trait, its embedded backend ([`RedbStore`]),
+//! and the group-commit [`writer`] that the engine submits its decisions to.
+//!
+//! The store holds what must survive a coordinator restart (tasks, nodes and a
+//! few metadata keys) as prost-encoded `fog.v1` messages keyed by id. It is
+//! written only through the writer: decisions are committed (fsync) before
+//! their effects run, so nothing a client or node was told is ever lost.
+//! What this module is not: it does not interpret the records; the engine
+//! rebuilds its state from a [`Snapshot`] at startup.
+
+pub mod conformance;
+mod embedded;
+pub mod writer;
+
+pub use embedded::RedbStore;
+pub use writer::{
+    Effect, Pending, TrySubmitError, WriterClosed, WriterHandle, WriterStats, spawn_writer,
+};
+
+use fog_proto::v1::{Node, Task};
+use std::path::PathBuf;
+
+/// One change of the stored state. Applied in order within a batch.
+// Most mutations are puts, so boxing the large variants would cost an
+// allocation on the common path to save space on the rare deletes.
+#[allow(clippy::large_enum_variant)]
+#[derive(Clone, Debug, PartialEq)]
+pub enum Mutation {
+    /// Insert or replace a task (keyed by its id).
+    PutTask(Task),
+    /// Remove a task; no error if absent.
+    DeleteTask(String),
+    /// Insert or replace a node (keyed by its id).
+    PutNode(Node),
+    /// Remove a node; no error if absent.
+    DeleteNode(String),
+    /// Insert or replace a metadata value.
+    PutMeta {
+        /// Key.
+        key: String,
+        /// Value.
+        value: Vec<u8>,
+    },
+    /// Remove a metadata value; no error if absent.
+    DeleteMeta(String),
+}
+
+impl Mutation {
+    /// The key the mutation touches.
+    pub fn key(&self) -> &str {
+        match self {
+            Mutation::PutTask(t) => &t.id,
+            Mutation::PutNode(n) => &n.id,
+            Mutation::DeleteTask(k) | Mutation::DeleteNode(k) | Mutation::DeleteMeta(k) => k,
+            Mutation::PutMeta { key, .. } => key,
+        }
+    }
+}
+
+/// Everything stored, each table sorted by key.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Snapshot {
+    /// Tasks.
+    pub tasks: Vec<Task>,
+    /// Nodes.
+    pub nodes: Vec<Node>,
+    /// Metadata.
+    pub meta: Vec<(String, Vec<u8>)>,
+}
+
+/// Why the store failed.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The store's directory or file cannot be written (permissions or a read-only file system).
+    #[error("store at {path} is not writable: {source}")]
+    ReadOnly {
+        /// The directory or file.
+        path: PathBuf,
+        /// The underlying error.
+        source: std::io::Error,
+    },
+    /// Any other I/O error.
+    #[error("store I/O error at {path}: {source}")]
+    Io {
+        /// The directory or file.
+        path: PathBuf,
+        /// The underlying error.
+        source: std::io::Error,
+    },
+    /// Another process holds the store.
+    #[error("store at {0} is already open in another process")]
+    Locked(PathBuf),
+    /// The stored data cannot be read back.
+    #[error("store is corrupt: {0}")]
+    Corrupt(String),
+    /// A mutation the store refuses (e.g. an empty key); the batch was not applied.
+    #[error("invalid mutation: {0}")]
+    Invalid(String),
+    /// The store was shut down.
+    #[error("store is closed")]
+    Closed,
+    /// A backend failure that fits none of the above.
+    #[error("store backend error: {0}")]
+    Backend(String),
+}
+
+/// A durable key-value store of tasks, nodes and metadata.
+#[async_trait::async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// Applies the batch atomically (all of it or none of it, in order);
+    /// returns only once it is durable (fsync). A mutation with an empty key
+    /// fails the whole batch with [`StoreError::Invalid`]. An empty batch is Ok.
+    async fn commit(&self, batch: Vec<Mutation>) -> Result<(), StoreError>;
+    /// Everything stored.
+    async fn load(&self) -> Result<Snapshot, StoreError>;
+    /// The backend's name: "redb", later "etcd".
+    fn backend(&self) -> &'static str;
+}
