@@ -2,7 +2,9 @@
 //! directions, for values that are already valid (validation of requests is
 //! `api::validate`'s job). Also the store records, which are `fog.v1` messages.
 
-use fog_core::domain::{self, Labels, Location, Millis, NodeType, PowerMode, PrivacyLevel, Resources, SlaTier, Strategy};
+use fog_core::domain::{
+    self, Labels, Location, Millis, NodeType, PowerMode, PrivacyLevel, Resources, SlaTier, Strategy,
+};
 use fog_core::registry::{Liveness, NodeEntry, NodeStatus};
 use fog_core::tasks::{Attempt, AttemptState, Task, TaskOutput, TaskParams, TaskState};
 use fog_core::topology::{Aggregates, RegionSummary, TopoNode};
@@ -14,10 +16,7 @@ pub type Spec = Arc<pb::TaskSpec>;
 
 /// Milliseconds since the epoch as a protobuf timestamp.
 pub fn ts(ms: Millis) -> prost_types::Timestamp {
-    prost_types::Timestamp {
-        seconds: (ms / 1000) as i64,
-        nanos: ((ms % 1000) * 1_000_000) as i32,
-    }
+    prost_types::Timestamp { seconds: (ms / 1000) as i64, nanos: ((ms % 1000) * 1_000_000) as i32 }
 }
 
 /// A protobuf timestamp as milliseconds since the epoch (negative → 0).
@@ -441,6 +440,8 @@ pub fn topo_node_pb(n: &TopoNode) -> pb::TopologyNode {
         latitude: n.coordinates.map_or(0.0, |c| c.0),
         longitude: n.coordinates.map_or(0.0, |c| c.1),
         has_coordinates: n.coordinates.is_some(),
+        cordoned: n.cordoned,
+        draining: n.draining,
     }
 }
 

@@ -32,7 +32,9 @@ pub struct Running {
 /// Opens the store, restores state, binds the port and serves.
 pub async fn start(cfg: Config) -> anyhow::Result<Running> {
     if cfg.insecure_dev {
-        warn!("INSECURE DEV MODE: plaintext gRPC, node identity taken from hello messages; never use this in production");
+        warn!(
+            "INSECURE DEV MODE: plaintext gRPC, node identity taken from hello messages; never use this in production"
+        );
     }
     let started = std::time::Instant::now();
     let store: Arc<dyn Store> = Arc::new(RedbStore::open(&cfg.data_dir)?);

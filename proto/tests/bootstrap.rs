@@ -15,11 +15,7 @@ const PROTOS: &[&str] = &[
 fn generate(out: &Path) {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let fds = protox::compile(PROTOS, [root]).expect("the .proto files compile");
-    std::fs::write(
-        out.join("fog_descriptor.bin"),
-        prost::Message::encode_to_vec(&fds),
-    )
-    .unwrap();
+    std::fs::write(out.join("fog_descriptor.bin"), prost::Message::encode_to_vec(&fds)).unwrap();
     tonic_prost_build::configure()
         .build_client(true)
         .build_server(true)

@@ -171,7 +171,11 @@ impl Coord {
 
 /// Simulated-node options for tests: quick reconnects.
 pub fn fast_sim() -> SimOptions {
-    SimOptions { reconnect_after: Duration::from_millis(50), reconnect_cap: Duration::from_millis(300), ..SimOptions::default() }
+    SimOptions {
+        reconnect_after: Duration::from_millis(50),
+        reconnect_cap: Duration::from_millis(300),
+        ..SimOptions::default()
+    }
 }
 
 /// A plain compute node spec with `cpu_millis` of CPU and 4 GiB.

@@ -19,7 +19,12 @@ pub struct RawNode {
 
 impl RawNode {
     /// Opens a session with a hello; returns it and the welcome.
-    pub async fn connect(channel: Channel, id: &str, cpu_millis: u32, running: Vec<pb::AttemptRef>) -> (RawNode, pb::Welcome) {
+    pub async fn connect(
+        channel: Channel,
+        id: &str,
+        cpu_millis: u32,
+        running: Vec<pb::AttemptRef>,
+    ) -> (RawNode, pb::Welcome) {
         let (tx, rx_up) = mpsc::channel(64);
         let hello = pb::Hello {
             node_id: id.to_string(),
@@ -51,8 +56,13 @@ impl RawNode {
 
     /// Sends a heartbeat.
     pub async fn heartbeat(&self, seq: u64) {
-        self.send(Up::Heartbeat(pb::Heartbeat { sequence: seq, battery_percent: -1, temperature_celsius: -1000.0, ..Default::default() }))
-            .await;
+        self.send(Up::Heartbeat(pb::Heartbeat {
+            sequence: seq,
+            battery_percent: -1,
+            temperature_celsius: -1000.0,
+            ..Default::default()
+        }))
+        .await;
     }
 
     /// The next message that is not a ping (pings are answered), or None at the end.

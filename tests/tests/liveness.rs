@@ -21,7 +21,10 @@ async fn a_closed_session_makes_the_node_suspect_at_once() {
     // on the stream rather than by polling.
     let mut watch = c
         .topology()
-        .watch_topology(pb::WatchTopologyRequest { detail: pb::TopologyDetail::NodeStatus as i32, ..Default::default() })
+        .watch_topology(pb::WatchTopologyRequest {
+            detail: pb::TopologyDetail::NodeStatus as i32,
+            ..Default::default()
+        })
         .await
         .unwrap()
         .into_inner();

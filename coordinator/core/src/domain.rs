@@ -47,12 +47,7 @@ pub struct Resources {
 
 impl Resources {
     /// Zero of everything.
-    pub const ZERO: Resources = Resources {
-        cpu_millis: 0,
-        memory_mb: 0,
-        storage_mb: 0,
-        gpus: 0,
-    };
+    pub const ZERO: Resources = Resources { cpu_millis: 0, memory_mb: 0, storage_mb: 0, gpus: 0 };
 
     /// Component-wise saturating sum.
     pub fn saturating_add(self, o: Resources) -> Resources {
@@ -112,13 +107,8 @@ pub enum NodeType {
 
 impl NodeType {
     /// Every node type, in declaration order.
-    pub const ALL: [NodeType; 5] = [
-        NodeType::EdgeDevice,
-        NodeType::RelayNode,
-        NodeType::Mixnode,
-        NodeType::ComputeNode,
-        NodeType::Gateway,
-    ];
+    pub const ALL: [NodeType; 5] =
+        [NodeType::EdgeDevice, NodeType::RelayNode, NodeType::Mixnode, NodeType::ComputeNode, NodeType::Gateway];
 
     /// The snake_case name the brief uses (`edge_device`, …).
     pub fn as_str(self) -> &'static str {
@@ -162,12 +152,7 @@ pub enum SlaTier {
 
 impl SlaTier {
     /// Tiers from the highest priority to the lowest: the order queues are served in.
-    pub const BY_PRIORITY: [SlaTier; 4] = [
-        SlaTier::Platinum,
-        SlaTier::Gold,
-        SlaTier::Silver,
-        SlaTier::Bronze,
-    ];
+    pub const BY_PRIORITY: [SlaTier; 4] = [SlaTier::Platinum, SlaTier::Gold, SlaTier::Silver, SlaTier::Bronze];
 
     /// Index 0..4, bronze = 0.
     pub fn index(self) -> usize {
@@ -232,13 +217,8 @@ pub enum Strategy {
 
 impl Strategy {
     /// Every strategy.
-    pub const ALL: [Strategy; 5] = [
-        Strategy::RoundRobin,
-        Strategy::LeastLoaded,
-        Strategy::Affinity,
-        Strategy::Proximity,
-        Strategy::PrivacyAware,
-    ];
+    pub const ALL: [Strategy; 5] =
+        [Strategy::RoundRobin, Strategy::LeastLoaded, Strategy::Affinity, Strategy::Proximity, Strategy::PrivacyAware];
 
     /// kebab-case name.
     pub fn as_str(self) -> &'static str {
@@ -341,22 +321,12 @@ fn check_chars(s: &str, max: usize, ok: fn(char) -> bool, allowed: &'static str)
 
 /// Node ids and region names: 1 to 63 of `[a-z0-9-]`.
 pub fn validate_id(s: &str) -> Result<(), NameError> {
-    check_chars(
-        s,
-        63,
-        |c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-',
-        "a-z 0-9 -",
-    )
+    check_chars(s, 63, |c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-', "a-z 0-9 -")
 }
 
 /// Label keys: 1 to 63 of `[A-Za-z0-9._/-]`.
 pub fn validate_label_key(s: &str) -> Result<(), NameError> {
-    check_chars(
-        s,
-        63,
-        |c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-' | '/'),
-        "A-Z a-z 0-9 . _ - /",
-    )
+    check_chars(s, 63, |c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-' | '/'), "A-Z a-z 0-9 . _ - /")
 }
 
 /// Label values: 0 to 63 of `[A-Za-z0-9._-]`.
@@ -364,12 +334,7 @@ pub fn validate_label_value(s: &str) -> Result<(), NameError> {
     if s.is_empty() {
         return Ok(());
     }
-    check_chars(
-        s,
-        63,
-        |c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'),
-        "A-Z a-z 0-9 . _ -",
-    )
+    check_chars(s, 63, |c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'), "A-Z a-z 0-9 . _ -")
 }
 
 /// True for keys only admins may set.

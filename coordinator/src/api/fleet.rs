@@ -62,7 +62,10 @@ impl FleetService for FleetApi {
         Ok(Response::new(ask(&self.engine, |reply| Command::GetNode(r.node_id, reply)).await?))
     }
 
-    async fn cordon_node(&self, req: Request<pb::CordonNodeRequest>) -> Result<Response<pb::CordonNodeResponse>, Status> {
+    async fn cordon_node(
+        &self,
+        req: Request<pb::CordonNodeRequest>,
+    ) -> Result<Response<pb::CordonNodeResponse>, Status> {
         let node = self.admin(req.into_inner().node_id, AdminOp::Cordon).await?;
         Ok(Response::new(pb::CordonNodeResponse { node: Some(node) }))
     }
@@ -89,7 +92,10 @@ impl FleetService for FleetApi {
         Ok(Response::new(pb::SetMaintenanceResponse { node: Some(node) }))
     }
 
-    async fn remove_node(&self, req: Request<pb::RemoveNodeRequest>) -> Result<Response<pb::RemoveNodeResponse>, Status> {
+    async fn remove_node(
+        &self,
+        req: Request<pb::RemoveNodeRequest>,
+    ) -> Result<Response<pb::RemoveNodeResponse>, Status> {
         let r = req.into_inner();
         let mut v = Violations::default();
         v.id("node_id", &r.node_id);

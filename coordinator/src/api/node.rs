@@ -43,8 +43,11 @@ impl NodeApi {
 
 type SessionStream = Pin<Box<dyn Stream<Item = Result<pb::SessionResponse, Status>> + Send>>;
 
+/// A (task id, attempt number) pair a node reports.
+pub type AttemptKey = (Arc<str>, u64);
+
 /// Validates a hello and turns it into a registration.
-pub fn registration(h: pb::Hello) -> Result<(NodeRegistration, Vec<(Arc<str>, u64)>), ApiError> {
+pub fn registration(h: pb::Hello) -> Result<(NodeRegistration, Vec<AttemptKey>), ApiError> {
     let mut v = Violations::default();
     v.id("hello.node_id", &h.node_id);
     v.max_len("hello.name", &h.name, 128);
@@ -101,7 +104,9 @@ fn event(msg: Msg) -> Result<Option<SessionEventKind>, ApiError> {
         }
         Msg::Pong(p) => SessionEventKind::Pong(p.nonce),
         Msg::RenewCertificate(_) => {
-            return Err(ApiError::FailedPrecondition("certificate renewal needs mTLS, not enabled in insecure dev mode".into()));
+            return Err(ApiError::FailedPrecondition(
+                "certificate renewal needs mTLS, not enabled in insecure dev mode".into(),
+            ));
         }
     }))
 }

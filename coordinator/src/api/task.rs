@@ -27,7 +27,10 @@ type WatchStream = Pin<Box<dyn Stream<Item = Result<pb::WatchTasksResponse, Stat
 
 #[tonic::async_trait]
 impl TaskService for TaskApi {
-    async fn submit_task(&self, req: Request<pb::SubmitTaskRequest>) -> Result<Response<pb::SubmitTaskResponse>, Status> {
+    async fn submit_task(
+        &self,
+        req: Request<pb::SubmitTaskRequest>,
+    ) -> Result<Response<pb::SubmitTaskResponse>, Status> {
         let r = req.into_inner();
         let mut v = Violations::default();
         validate::task_spec(&mut v, "spec", r.spec.as_ref());
@@ -74,7 +77,10 @@ impl TaskService for TaskApi {
         Ok(Response::new(ask(&self.engine, |reply| Command::ListTasks(filter, reply)).await?))
     }
 
-    async fn cancel_task(&self, req: Request<pb::CancelTaskRequest>) -> Result<Response<pb::CancelTaskResponse>, Status> {
+    async fn cancel_task(
+        &self,
+        req: Request<pb::CancelTaskRequest>,
+    ) -> Result<Response<pb::CancelTaskResponse>, Status> {
         let r = req.into_inner();
         let mut v = Violations::default();
         validate::task_id(&mut v, "task_id", &r.task_id);
@@ -151,7 +157,10 @@ impl TaskService for TaskApi {
 
 /// A server stream fed by a spawned producer through a small bounded channel:
 /// a slow client back-pressures only its own producer.
-pub(crate) fn async_stream<T, F, Fut>(initial: Vec<T>, produce: F) -> Pin<Box<dyn Stream<Item = Result<T, Status>> + Send>>
+pub(crate) fn async_stream<T, F, Fut>(
+    initial: Vec<T>,
+    produce: F,
+) -> Pin<Box<dyn Stream<Item = Result<T, Status>> + Send>>
 where
     T: Send + 'static,
     F: FnOnce(tokio::sync::mpsc::Sender<Result<T, Status>>) -> Fut,

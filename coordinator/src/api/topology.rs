@@ -8,9 +8,9 @@
 //! watcher never slows the engine or the other watchers, and never silently
 //! misses an event.
 
+use super::ask;
 use super::task::async_stream;
 use super::validate::Violations;
-use super::ask;
 use crate::convert;
 use crate::engine::{Command, EngineHandle};
 use fog_core::topology::{Change, Event};
@@ -123,7 +123,10 @@ impl Watcher {
             }
             (Change::NodeRemoved(id), _) => {
                 self.held.remove(id);
-                Ev::Node(pb::NodeDelta { node: Some(pb::TopologyNode { id: id.to_string(), ..Default::default() }), removed: true })
+                Ev::Node(pb::NodeDelta {
+                    node: Some(pb::TopologyNode { id: id.to_string(), ..Default::default() }),
+                    removed: true,
+                })
             }
             (Change::NodeMetrics(_), Detail::Status) => return Ok(()),
             (Change::NodeMetrics(n), Detail::Metrics) => {
@@ -192,12 +195,21 @@ impl TopologyService for TopologyApi {
             pb::TopologyDetail::NodeMetrics => Detail::Metrics,
             pb::TopologyDetail::NodeStatus | pb::TopologyDetail::Unspecified => Detail::Status,
         };
-        let metrics_every = Duration::from_millis(if r.metrics_interval_ms == 0 { 1000 } else { r.metrics_interval_ms.into() });
+        let metrics_every =
+            Duration::from_millis(if r.metrics_interval_ms == 0 { 1000 } else { r.metrics_interval_ms.into() });
         let engine = self.engine.clone();
         // Subscribe first: every event after this point reaches us (or we learn we lagged).
         let mut rx = engine.subscribe_topology();
         let stream = async_stream(Vec::new(), move |tx| async move {
-            let mut w = Watcher { engine, detail, metrics_every, tx, base: 0, held: HashMap::new(), last_metrics: HashMap::new() };
+            let mut w = Watcher {
+                engine,
+                detail,
+                metrics_every,
+                tx,
+                base: 0,
+                held: HashMap::new(),
+                last_metrics: HashMap::new(),
+            };
             let _ = run_watch(&mut w, &mut rx, r.resume_revision, &r.epoch).await;
         });
         Ok(Response::new(stream))

@@ -296,7 +296,10 @@ impl Engine {
             return Err(not_found_node(id));
         }
         if drain {
-            self.send_after_commit(id, pb::session_response::Msg::Drain(pb::Drain { reason: "drained by operator".into() }));
+            self.send_after_commit(
+                id,
+                pb::session_response::Msg::Drain(pb::Drain { reason: "drained by operator".into() }),
+            );
         }
         self.pending.nodes.insert(Arc::from(id));
         self.flush_nodes();

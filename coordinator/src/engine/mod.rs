@@ -37,10 +37,7 @@ use tracing::{debug, info, warn};
 /// Milliseconds since the Unix epoch, now. The engine is the only caller of
 /// the clock; the core receives `now` as an argument.
 pub fn now_ms() -> Millis {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as Millis)
-        .unwrap_or(0)
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as Millis).unwrap_or(0)
 }
 
 /// Engine settings.
@@ -338,7 +335,11 @@ impl Engine {
             self.append(Change::Aggregates(a.clone()));
         }
         if snapshot {
-            self.history.push(topology::AggregateSnapshot { taken_at: now, revision: self.topo.revision(), aggregates: a });
+            self.history.push(topology::AggregateSnapshot {
+                taken_at: now,
+                revision: self.topo.revision(),
+                aggregates: a,
+            });
         }
     }
 
@@ -371,7 +372,8 @@ impl Engine {
             let Some(task) = self.tasks.get(id) else { continue };
             let record = convert::task_pb(task);
             self.task_seq += 1;
-            let event = Arc::new(pb::WatchTasksResponse { task: Some(record.clone()), sequence: self.task_seq, lagged: false });
+            let event =
+                Arc::new(pb::WatchTasksResponse { task: Some(record.clone()), sequence: self.task_seq, lagged: false });
             self.pending.mutations.push(Mutation::PutTask(record));
             let tx = self.task_events.clone();
             self.pending.effects.push(Box::new(move |res| {

@@ -95,11 +95,8 @@ impl Engine {
     pub(super) fn topology(&self, include_nodes: bool) -> pb::GetTopologyResponse {
         let aggregates =
             self.last_aggregates.clone().unwrap_or_else(|| topology::aggregate(&self.nodes, &self.task_counts()));
-        let mut nodes: Vec<pb::TopologyNode> = if include_nodes {
-            self.published.values().map(convert::topo_node_pb).collect()
-        } else {
-            Vec::new()
-        };
+        let mut nodes: Vec<pb::TopologyNode> =
+            if include_nodes { self.published.values().map(convert::topo_node_pb).collect() } else { Vec::new() };
         nodes.sort_by(|a, b| a.id.cmp(&b.id));
         pb::GetTopologyResponse {
             revision: self.topo.revision(),
@@ -114,7 +111,6 @@ impl Engine {
     pub(super) fn history_pb(&self, limit: usize) -> Vec<pb::AggregateSnapshot> {
         self.history
             .last(limit)
-            .into_iter()
             .map(|s| pb::AggregateSnapshot {
                 taken_at: Some(convert::ts(s.taken_at)),
                 revision: s.revision,
@@ -129,31 +125,34 @@ impl Engine {
         let healthy = self.nodes.iter().filter(|e| e.liveness == fog_core::registry::Liveness::Healthy).count();
         let writer = self.writer.stats();
         let mut components = vec![
-            component("registry", "core", S::Healthy, format!("{} nodes, {} healthy", self.nodes.len(), healthy), [
-                ("nodes", self.nodes.len().to_string()),
-                ("healthy", healthy.to_string()),
-            ]),
-            component("scheduler", "core", S::Healthy, "five strategies, placement rounds after every change".into(), [
-                ("rounds", self.stats.rounds.to_string()),
-                ("placed", self.stats.placed.to_string()),
-                ("last_round_us", self.stats.last_round.as_micros().to_string()),
-            ]),
             component(
-                "task-queue",
+                "registry",
                 "core",
                 S::Healthy,
-                format!("{} queued, {} running", c.queued, c.running),
-                {
-                    let q = self.tasks.queued_by_tier();
-                    [
-                        ("queued", c.queued.to_string()),
-                        ("running", c.running.to_string()),
-                        ("completed", c.completed.to_string()),
-                        ("failed", c.failed.to_string()),
-                        ("queued_by_tier", format!("bronze={} silver={} gold={} platinum={}", q[0], q[1], q[2], q[3])),
-                    ]
-                },
+                format!("{} nodes, {} healthy", self.nodes.len(), healthy),
+                [("nodes", self.nodes.len().to_string()), ("healthy", healthy.to_string())],
             ),
+            component(
+                "scheduler",
+                "core",
+                S::Healthy,
+                "five strategies, placement rounds after every change".into(),
+                [
+                    ("rounds", self.stats.rounds.to_string()),
+                    ("placed", self.stats.placed.to_string()),
+                    ("last_round_us", self.stats.last_round.as_micros().to_string()),
+                ],
+            ),
+            component("task-queue", "core", S::Healthy, format!("{} queued, {} running", c.queued, c.running), {
+                let q = self.tasks.queued_by_tier();
+                [
+                    ("queued", c.queued.to_string()),
+                    ("running", c.running.to_string()),
+                    ("completed", c.completed.to_string()),
+                    ("failed", c.failed.to_string()),
+                    ("queued_by_tier", format!("bronze={} silver={} gold={} platinum={}", q[0], q[1], q[2], q[3])),
+                ]
+            }),
             component(
                 "liveness-monitor",
                 "core",
@@ -181,7 +180,12 @@ impl Engine {
                 "store",
                 "data",
                 if writer.failed_commits > 0 { S::Degraded } else { S::Healthy },
-                format!("{} backend, {} commits, {} mutations", self.writer.backend(), writer.commits, writer.mutations),
+                format!(
+                    "{} backend, {} commits, {} mutations",
+                    self.writer.backend(),
+                    writer.commits,
+                    writer.mutations
+                ),
                 [
                     ("commits", writer.commits.to_string()),
                     ("mutations", writer.mutations.to_string()),

@@ -56,10 +56,8 @@ impl Engine {
         if let Some(old) = self.sessions.remove(&id) {
             info!(node.id = %id, old = old.id, new = open.session_id, "replacing an older session of the same node");
         }
-        self.sessions.insert(
-            id.clone(),
-            SessionSlot { id: open.session_id, tx: open.tx.clone(), last_ping: 0, ping: None },
-        );
+        self.sessions
+            .insert(id.clone(), SessionSlot { id: open.session_id, tx: open.tx.clone(), last_ping: 0, ping: None });
         if let Some(t) = self.liveness.session_opened(id.clone(), now) {
             self.apply_transition(t, now);
         }
@@ -72,9 +70,7 @@ impl Engine {
         let welcome = pb::Welcome {
             node_id: id.to_string(),
             session_id: open.session_id.to_string(),
-            config: Some(pb::SessionConfig {
-                heartbeat_interval_ms: self.cfg.liveness.heartbeat_interval_ms as u32,
-            }),
+            config: Some(pb::SessionConfig { heartbeat_interval_ms: self.cfg.liveness.heartbeat_interval_ms as u32 }),
             cancel: cancel
                 .into_iter()
                 .map(|(task_id, attempt)| pb::AttemptRef { task_id: task_id.to_string(), attempt })
@@ -84,7 +80,10 @@ impl Engine {
         self.send_after_commit(&id, pb::session_response::Msg::Welcome(welcome));
         let draining = self.nodes.get(&id).is_some_and(|e| e.draining);
         if draining {
-            self.send_after_commit(&id, pb::session_response::Msg::Drain(pb::Drain { reason: "node is draining".into() }));
+            self.send_after_commit(
+                &id,
+                pb::session_response::Msg::Drain(pb::Drain { reason: "node is draining".into() }),
+            );
         }
         self.place_needed = true;
         self.publish_node(&id);

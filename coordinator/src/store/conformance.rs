@@ -8,64 +8,35 @@ use super::{Mutation, Snapshot, Store};
 use fog_proto::v1::{Node, Task};
 
 fn task(id: &str, retries: u32) -> Task {
-    Task {
-        id: id.into(),
-        retries_used: retries,
-        error: format!("e-{id}"),
-        ..Default::default()
-    }
+    Task { id: id.into(), retries_used: retries, error: format!("e-{id}"), ..Default::default() }
 }
 
 fn node(id: &str, name: &str) -> Node {
-    Node {
-        id: id.into(),
-        name: name.into(),
-        flapping: true,
-        ..Default::default()
-    }
+    Node { id: id.into(), name: name.into(), flapping: true, ..Default::default() }
 }
 
 async fn load(store: &dyn Store) -> Snapshot {
-    store
-        .load()
-        .await
-        .unwrap_or_else(|e| panic!("[{}] load failed: {e}", store.backend()))
+    store.load().await.unwrap_or_else(|e| panic!("[{}] load failed: {e}", store.backend()))
 }
 
 async fn commit(store: &dyn Store, batch: Vec<Mutation>) {
-    store
-        .commit(batch)
-        .await
-        .unwrap_or_else(|e| panic!("[{}] commit failed: {e}", store.backend()));
+    store.commit(batch).await.unwrap_or_else(|e| panic!("[{}] commit failed: {e}", store.backend()));
 }
 
 /// Deletes everything, so each check starts empty.
 async fn clear(store: &dyn Store) {
     let s = load(store).await;
-    let mut batch: Vec<Mutation> = s
-        .tasks
-        .into_iter()
-        .map(|t| Mutation::DeleteTask(t.id))
-        .collect();
+    let mut batch: Vec<Mutation> = s.tasks.into_iter().map(|t| Mutation::DeleteTask(t.id)).collect();
     batch.extend(s.nodes.into_iter().map(|n| Mutation::DeleteNode(n.id)));
     batch.extend(s.meta.into_iter().map(|(k, _)| Mutation::DeleteMeta(k)));
     commit(store, batch).await;
-    assert_eq!(
-        load(store).await,
-        Snapshot::default(),
-        "[{}] clear left data behind",
-        store.backend()
-    );
+    assert_eq!(load(store).await, Snapshot::default(), "[{}] clear left data behind", store.backend());
 }
 
 /// Runs every check in turn. `store` must be empty; it is left empty.
 pub async fn run_all(store: &dyn Store) {
     let b = store.backend();
-    assert_eq!(
-        load(store).await,
-        Snapshot::default(),
-        "[{b}] conformance needs an empty store"
-    );
+    assert_eq!(load(store).await, Snapshot::default(), "[{b}] conformance needs an empty store");
     round_trip(store).await;
     clear(store).await;
     overwrite(store).await;
@@ -89,19 +60,11 @@ pub async fn round_trip(store: &dyn Store) {
     let b = store.backend();
     commit(
         store,
-        vec![
-            Mutation::PutTask(task("t2", 2)),
-            Mutation::PutTask(task("t1", 1)),
-            Mutation::PutNode(node("n1", "gw")),
-        ],
+        vec![Mutation::PutTask(task("t2", 2)), Mutation::PutTask(task("t1", 1)), Mutation::PutNode(node("n1", "gw"))],
     )
     .await;
     let s = load(store).await;
-    assert_eq!(
-        s.tasks,
-        vec![task("t1", 1), task("t2", 2)],
-        "[{b}] round trip of tasks"
-    );
+    assert_eq!(s.tasks, vec![task("t1", 1), task("t2", 2)], "[{b}] round trip of tasks");
     assert_eq!(s.nodes, vec![node("n1", "gw")], "[{b}] round trip of nodes");
     assert!(s.meta.is_empty(), "[{b}] no meta was written");
 }
@@ -109,29 +72,11 @@ pub async fn round_trip(store: &dyn Store) {
 /// A put of an existing id replaces it.
 pub async fn overwrite(store: &dyn Store) {
     let b = store.backend();
-    commit(
-        store,
-        vec![
-            Mutation::PutTask(task("t1", 1)),
-            Mutation::PutNode(node("n1", "old")),
-        ],
-    )
-    .await;
-    commit(
-        store,
-        vec![
-            Mutation::PutTask(task("t1", 5)),
-            Mutation::PutNode(node("n1", "new")),
-        ],
-    )
-    .await;
+    commit(store, vec![Mutation::PutTask(task("t1", 1)), Mutation::PutNode(node("n1", "old"))]).await;
+    commit(store, vec![Mutation::PutTask(task("t1", 5)), Mutation::PutNode(node("n1", "new"))]).await;
     let s = load(store).await;
     assert_eq!(s.tasks, vec![task("t1", 5)], "[{b}] overwrite of a task");
-    assert_eq!(
-        s.nodes,
-        vec![node("n1", "new")],
-        "[{b}] overwrite of a node"
-    );
+    assert_eq!(s.nodes, vec![node("n1", "new")], "[{b}] overwrite of a node");
 }
 
 /// Deletes remove exactly their key; deleting a missing key is not an error.
@@ -169,34 +114,16 @@ pub async fn meta(store: &dyn Store) {
     commit(
         store,
         vec![
-            Mutation::PutMeta {
-                key: "ca/cert".into(),
-                value: vec![0, 1, 2, 255],
-            },
-            Mutation::PutMeta {
-                key: "epoch".into(),
-                value: b"1".to_vec(),
-            },
-            Mutation::PutMeta {
-                key: "empty".into(),
-                value: vec![],
-            },
-            Mutation::PutMeta {
-                key: "gone".into(),
-                value: b"x".to_vec(),
-            },
+            Mutation::PutMeta { key: "ca/cert".into(), value: vec![0, 1, 2, 255] },
+            Mutation::PutMeta { key: "epoch".into(), value: b"1".to_vec() },
+            Mutation::PutMeta { key: "empty".into(), value: vec![] },
+            Mutation::PutMeta { key: "gone".into(), value: b"x".to_vec() },
         ],
     )
     .await;
     commit(
         store,
-        vec![
-            Mutation::PutMeta {
-                key: "epoch".into(),
-                value: b"2".to_vec(),
-            },
-            Mutation::DeleteMeta("gone".into()),
-        ],
+        vec![Mutation::PutMeta { key: "epoch".into(), value: b"2".to_vec() }, Mutation::DeleteMeta("gone".into())],
     )
     .await;
     let s = load(store).await;
@@ -222,11 +149,7 @@ pub async fn order_within_a_batch(store: &dyn Store) {
         ],
     )
     .await;
-    assert_eq!(
-        load(store).await.tasks,
-        vec![task("t2", 2)],
-        "[{b}] order within a batch"
-    );
+    assert_eq!(load(store).await.tasks, vec![task("t2", 2)], "[{b}] order within a batch");
 }
 
 /// A batch that fails (an empty key) leaves no trace, even of its valid part.
@@ -237,10 +160,7 @@ pub async fn batch_is_atomic(store: &dyn Store) {
     let bad = vec![
         Mutation::PutTask(task("t1", 1)),
         Mutation::DeleteTask("keep".into()),
-        Mutation::PutMeta {
-            key: "k".into(),
-            value: b"v".to_vec(),
-        },
+        Mutation::PutMeta { key: "k".into(), value: b"v".to_vec() },
         Mutation::PutNode(node("", "no id")),
     ];
     let err = store.commit(bad).await;
@@ -248,11 +168,7 @@ pub async fn batch_is_atomic(store: &dyn Store) {
         matches!(err, Err(super::StoreError::Invalid(_))),
         "[{b}] a batch with an empty id must fail as Invalid, got {err:?}"
     );
-    assert_eq!(
-        load(store).await,
-        before,
-        "[{b}] a failed batch must leave no trace"
-    );
+    assert_eq!(load(store).await, before, "[{b}] a failed batch must leave no trace");
 }
 
 /// An empty batch succeeds and changes nothing.
@@ -260,26 +176,16 @@ pub async fn empty_batch(store: &dyn Store) {
     let b = store.backend();
     commit(store, vec![Mutation::PutTask(task("t1", 1))]).await;
     commit(store, vec![]).await;
-    assert_eq!(
-        load(store).await.tasks,
-        vec![task("t1", 1)],
-        "[{b}] empty batch"
-    );
+    assert_eq!(load(store).await.tasks, vec![task("t1", 1)], "[{b}] empty batch");
 }
 
 /// 10,000 tasks in one batch.
 pub async fn large_batch(store: &dyn Store) {
     let b = store.backend();
-    let batch: Vec<Mutation> = (0..10_000)
-        .map(|i| Mutation::PutTask(task(&format!("t{i:05}"), i % 7)))
-        .collect();
+    let batch: Vec<Mutation> = (0..10_000).map(|i| Mutation::PutTask(task(&format!("t{i:05}"), i % 7))).collect();
     commit(store, batch).await;
     let s = load(store).await;
     assert_eq!(s.tasks.len(), 10_000, "[{b}] large batch");
     assert_eq!(s.tasks[0], task("t00000", 0), "[{b}] large batch, first");
-    assert_eq!(
-        s.tasks[9_999],
-        task("t09999", 9_999 % 7),
-        "[{b}] large batch, last"
-    );
+    assert_eq!(s.tasks[9_999], task("t09999", 9_999 % 7), "[{b}] large batch, last");
 }

@@ -28,18 +28,14 @@ pub struct RedbStore {
 
 impl std::fmt::Debug for RedbStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("RedbStore")
-            .field("path", &self.path)
-            .finish_non_exhaustive()
+        f.debug_struct("RedbStore").field("path", &self.path).finish_non_exhaustive()
     }
 }
 
 fn io_error(path: &Path, source: io::Error) -> StoreError {
     let path = path.to_path_buf();
     match source.kind() {
-        io::ErrorKind::PermissionDenied | io::ErrorKind::ReadOnlyFilesystem => {
-            StoreError::ReadOnly { path, source }
-        }
+        io::ErrorKind::PermissionDenied | io::ErrorKind::ReadOnlyFilesystem => StoreError::ReadOnly { path, source },
         _ => StoreError::Io { path, source },
     }
 }
@@ -72,10 +68,7 @@ impl RedbStore {
             Ok(())
         };
         init().map_err(|e| redb_error(&path, e))?;
-        Ok(RedbStore {
-            db: Arc::new(db),
-            path: path.into(),
-        })
+        Ok(RedbStore { db: Arc::new(db), path: path.into() })
     }
 
     /// The database file.
@@ -88,26 +81,16 @@ impl RedbStore {
         f: impl FnOnce(&Database, &Path) -> Result<T, StoreError> + Send + 'static,
     ) -> Result<T, StoreError> {
         let (db, path) = (self.db.clone(), self.path.clone());
-        tokio::task::spawn_blocking(move || f(&db, &path))
-            .await
-            .map_err(|e| {
-                if e.is_cancelled() {
-                    StoreError::Closed
-                } else {
-                    StoreError::Backend(format!("store call panicked: {e}"))
-                }
-            })?
+        tokio::task::spawn_blocking(move || f(&db, &path)).await.map_err(|e| {
+            if e.is_cancelled() { StoreError::Closed } else { StoreError::Backend(format!("store call panicked: {e}")) }
+        })?
     }
 }
 
 #[cfg(unix)]
 fn create_dir(dir: &Path) -> Result<(), StoreError> {
     use std::os::unix::fs::DirBuilderExt;
-    std::fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(dir)
-        .map_err(|e| io_error(dir, e))
+    std::fs::DirBuilder::new().recursive(true).mode(0o700).create(dir).map_err(|e| io_error(dir, e))
 }
 
 #[cfg(not(unix))]
@@ -128,14 +111,9 @@ fn create_file(path: &Path) -> Result<(), StoreError> {
         .mode(0o600)
         .open(path)
         .map_err(|e| io_error(path, e))?;
-    let mode = file
-        .metadata()
-        .map_err(|e| io_error(path, e))?
-        .permissions()
-        .mode();
+    let mode = file.metadata().map_err(|e| io_error(path, e))?.permissions().mode();
     if mode & 0o077 != 0 {
-        file.set_permissions(std::fs::Permissions::from_mode(mode & 0o700))
-            .map_err(|e| io_error(path, e))?;
+        file.set_permissions(std::fs::Permissions::from_mode(mode & 0o700)).map_err(|e| io_error(path, e))?;
     }
     Ok(())
 }
@@ -194,15 +172,13 @@ fn read_all(db: &Database, path: &Path) -> Result<Snapshot, StoreError> {
     let tasks = tx.open_table(TASKS).map_err(|e| err(e.into()))?;
     for row in tasks.iter().map_err(|e| err(e.into()))? {
         let (k, v) = row.map_err(|e| err(e.into()))?;
-        let t = Message::decode(v.value())
-            .map_err(|e| StoreError::Corrupt(format!("task {:?}: {e}", k.value())))?;
+        let t = Message::decode(v.value()).map_err(|e| StoreError::Corrupt(format!("task {:?}: {e}", k.value())))?;
         snap.tasks.push(t);
     }
     let nodes = tx.open_table(NODES).map_err(|e| err(e.into()))?;
     for row in nodes.iter().map_err(|e| err(e.into()))? {
         let (k, v) = row.map_err(|e| err(e.into()))?;
-        let n = Message::decode(v.value())
-            .map_err(|e| StoreError::Corrupt(format!("node {:?}: {e}", k.value())))?;
+        let n = Message::decode(v.value()).map_err(|e| StoreError::Corrupt(format!("node {:?}: {e}", k.value())))?;
         snap.nodes.push(n);
     }
     let meta = tx.open_table(META).map_err(|e| err(e.into()))?;
@@ -220,8 +196,7 @@ impl Store for RedbStore {
         if batch.is_empty() {
             return Ok(());
         }
-        self.blocking(move |db, path| apply(db, &batch).map_err(|e| redb_error(path, e)))
-            .await
+        self.blocking(move |db, path| apply(db, &batch).map_err(|e| redb_error(path, e))).await
     }
 
     async fn load(&self) -> Result<Snapshot, StoreError> {
@@ -239,11 +214,7 @@ mod tests {
     use fog_proto::v1::{Node, Task};
 
     fn task(id: &str) -> Task {
-        Task {
-            id: id.into(),
-            retries_used: 1,
-            ..Default::default()
-        }
+        Task { id: id.into(), retries_used: 1, ..Default::default() }
     }
 
     #[tokio::test]
@@ -262,15 +233,8 @@ mod tests {
             store
                 .commit(vec![
                     Mutation::PutTask(task("t1")),
-                    Mutation::PutNode(Node {
-                        id: "n1".into(),
-                        name: "edge".into(),
-                        ..Default::default()
-                    }),
-                    Mutation::PutMeta {
-                        key: "ca".into(),
-                        value: b"pem".to_vec(),
-                    },
+                    Mutation::PutNode(Node { id: "n1".into(), name: "edge".into(), ..Default::default() }),
+                    Mutation::PutMeta { key: "ca".into(), value: b"pem".to_vec() },
                 ])
                 .await
                 .unwrap();
@@ -302,8 +266,7 @@ mod tests {
         assert_eq!(mode(&data), 0o700);
         drop(store);
         // An existing file with a loose mode is tightened on open.
-        std::fs::set_permissions(data.join(FILE_NAME), std::fs::Permissions::from_mode(0o644))
-            .unwrap();
+        std::fs::set_permissions(data.join(FILE_NAME), std::fs::Permissions::from_mode(0o644)).unwrap();
         let store = RedbStore::open(&data).unwrap();
         assert_eq!(mode(store.path()), 0o600);
     }
@@ -342,8 +305,7 @@ mod tests {
             // A store whose file was made read-only.
             let rw = dir.path().join("rw");
             drop(RedbStore::open(&rw).unwrap());
-            std::fs::set_permissions(rw.join(FILE_NAME), std::fs::Permissions::from_mode(0o400))
-                .unwrap();
+            std::fs::set_permissions(rw.join(FILE_NAME), std::fs::Permissions::from_mode(0o400)).unwrap();
             let err = RedbStore::open(&rw).unwrap_err();
             assert!(matches!(err, StoreError::ReadOnly { .. }), "{err}");
         }

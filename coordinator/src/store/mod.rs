@@ -13,9 +13,7 @@ mod embedded;
 pub mod writer;
 
 pub use embedded::RedbStore;
-pub use writer::{
-    Effect, Pending, TrySubmitError, WriterClosed, WriterHandle, WriterStats, spawn_writer,
-};
+pub use writer::{Effect, Pending, TrySubmitError, WriterClosed, WriterHandle, WriterStats, spawn_writer};
 
 use fog_proto::v1::{Node, Task};
 use std::path::PathBuf;

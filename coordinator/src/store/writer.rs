@@ -37,10 +37,7 @@ pub struct Pending {
 
 impl fmt::Debug for Pending {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Pending")
-            .field("mutations", &self.batch.len())
-            .field("effects", &self.after.len())
-            .finish()
+        f.debug_struct("Pending").field("mutations", &self.batch.len()).field("effects", &self.after.len()).finish()
     }
 }
 
@@ -106,10 +103,7 @@ pub struct WriterHandle {
 
 impl fmt::Debug for WriterHandle {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("WriterHandle")
-            .field("backend", &self.backend)
-            .field("stats", &self.stats())
-            .finish()
+        f.debug_struct("WriterHandle").field("backend", &self.backend).field("stats", &self.stats()).finish()
     }
 }
 
@@ -117,60 +111,26 @@ impl WriterHandle {
     /// Queues a batch; `after` runs once the batch is durable (Ok) or failed
     /// (Err), in submission order across all callers. Waits for queue space
     /// (backpressure), not for the commit.
-    pub async fn submit(
-        &self,
-        batch: Vec<Mutation>,
-        after: Vec<Effect>,
-    ) -> Result<(), WriterClosed> {
-        self.tx
-            .send(Job {
-                batch,
-                after,
-                done: None,
-            })
-            .await
-            .map_err(|_| WriterClosed)
+    pub async fn submit(&self, batch: Vec<Mutation>, after: Vec<Effect>) -> Result<(), WriterClosed> {
+        self.tx.send(Job { batch, after, done: None }).await.map_err(|_| WriterClosed)
     }
 
     /// Same as [`WriterHandle::submit`] but never waits: for an actor loop
     /// that must not block on the store. On a full queue the batch is handed
     /// back in [`TrySubmitError::Full`]; the caller decides whether to retry,
     /// shed load or wait.
-    pub fn try_submit(
-        &self,
-        batch: Vec<Mutation>,
-        after: Vec<Effect>,
-    ) -> Result<(), TrySubmitError> {
-        self.tx
-            .try_send(Job {
-                batch,
-                after,
-                done: None,
-            })
-            .map_err(|e| match e {
-                mpsc::error::TrySendError::Full(j) => TrySubmitError::Full(Pending {
-                    batch: j.batch,
-                    after: j.after,
-                }),
-                mpsc::error::TrySendError::Closed(j) => TrySubmitError::Closed(Pending {
-                    batch: j.batch,
-                    after: j.after,
-                }),
-            })
+    pub fn try_submit(&self, batch: Vec<Mutation>, after: Vec<Effect>) -> Result<(), TrySubmitError> {
+        self.tx.try_send(Job { batch, after, done: None }).map_err(|e| match e {
+            mpsc::error::TrySendError::Full(j) => TrySubmitError::Full(Pending { batch: j.batch, after: j.after }),
+            mpsc::error::TrySendError::Closed(j) => TrySubmitError::Closed(Pending { batch: j.batch, after: j.after }),
+        })
     }
 
     /// Waits until everything submitted so far is durable (or failed) and its
     /// effects have run: for shutdown and tests.
     pub async fn flush(&self) -> Result<(), WriterClosed> {
         let (done, rx) = oneshot::channel();
-        self.tx
-            .send(Job {
-                batch: Vec::new(),
-                after: Vec::new(),
-                done: Some(done),
-            })
-            .await
-            .map_err(|_| WriterClosed)?;
+        self.tx.send(Job { batch: Vec::new(), after: Vec::new(), done: Some(done) }).await.map_err(|_| WriterClosed)?;
         rx.await.map_err(|_| WriterClosed)
     }
 
@@ -193,23 +153,13 @@ impl WriterHandle {
 }
 
 /// Starts the writer task over `store` with room for `queue` batches.
-pub fn spawn_writer(
-    store: Arc<dyn Store>,
-    queue: usize,
-) -> (WriterHandle, tokio::task::JoinHandle<()>) {
+pub fn spawn_writer(store: Arc<dyn Store>, queue: usize) -> (WriterHandle, tokio::task::JoinHandle<()>) {
     let (tx, rx) = mpsc::channel(queue.max(1));
     let counters = Arc::new(Counters::default());
     let backend = store.backend();
     let span = tracing::info_span!("store_writer", backend);
     let task = tokio::spawn(run(store, rx, counters.clone()).instrument(span));
-    (
-        WriterHandle {
-            tx,
-            counters,
-            backend,
-        },
-        task,
-    )
+    (WriterHandle { tx, counters, backend }, task)
 }
 
 async fn run(store: Arc<dyn Store>, mut rx: mpsc::Receiver<Job>, counters: Arc<Counters>) {
@@ -272,10 +222,7 @@ mod tests {
     use tokio::sync::Semaphore;
 
     fn put(id: &str) -> Mutation {
-        Mutation::PutTask(Task {
-            id: id.into(),
-            ..Default::default()
-        })
+        Mutation::PutTask(Task { id: id.into(), ..Default::default() })
     }
 
     /// Records commits; each commit first waits for a permit when gated.
@@ -289,10 +236,7 @@ mod tests {
 
     impl Recording {
         fn gated() -> Recording {
-            Recording {
-                gate: Some(Semaphore::new(0)),
-                ..Default::default()
-            }
+            Recording { gate: Some(Semaphore::new(0)), ..Default::default() }
         }
 
         fn keys(&self) -> Vec<String> {
@@ -308,10 +252,7 @@ mod tests {
                 g.acquire().await.unwrap().forget();
             }
             self.commits.fetch_add(1, Ordering::SeqCst);
-            self.committed
-                .lock()
-                .unwrap()
-                .extend(batch.iter().map(|m| m.key().to_string()));
+            self.committed.lock().unwrap().extend(batch.iter().map(|m| m.key().to_string()));
             Ok(())
         }
         async fn load(&self) -> Result<Snapshot, StoreError> {
@@ -347,15 +288,10 @@ mod tests {
             let (s, st, key) = (seen.clone(), store.clone(), format!("t{i}"));
             let effect: Effect = Box::new(move |r| {
                 assert!(r.is_ok());
-                assert!(
-                    st.keys().contains(&key),
-                    "{key} ran before it was committed"
-                );
+                assert!(st.keys().contains(&key), "{key} ran before it was committed");
                 s.lock().unwrap().push(i);
             });
-            w.submit(vec![put(&format!("t{i}"))], vec![effect])
-                .await
-                .unwrap();
+            w.submit(vec![put(&format!("t{i}"))], vec![effect]).await.unwrap();
         }
         w.flush().await.unwrap();
         assert_eq!(*seen.lock().unwrap(), (0..50).collect::<Vec<_>>());
@@ -375,12 +311,7 @@ mod tests {
                 let w = w.clone();
                 tokio::spawn(async move {
                     for i in 0..25 {
-                        w.submit(
-                            vec![put(&format!("s{s}-{i}")), put(&format!("s{s}-{i}b"))],
-                            vec![],
-                        )
-                        .await
-                        .unwrap();
+                        w.submit(vec![put(&format!("s{s}-{i}")), put(&format!("s{s}-{i}b"))], vec![]).await.unwrap();
                     }
                 })
             })
@@ -398,10 +329,7 @@ mod tests {
             stats.commits
         );
         assert_eq!(store.commits.load(Ordering::SeqCst), stats.commits);
-        assert!(
-            stats.largest_commit >= 200,
-            "one commit carried at least half: {stats:?}"
-        );
+        assert!(stats.largest_commit >= 200, "one commit carried at least half: {stats:?}");
         drop(w);
         task.await.unwrap();
     }
@@ -412,8 +340,7 @@ mod tests {
         let errors = Arc::new(Mutex::new(Vec::new()));
         for _ in 0..3 {
             let e = errors.clone();
-            let effect: Effect =
-                Box::new(move |r| e.lock().unwrap().push(r.unwrap_err().to_string()));
+            let effect: Effect = Box::new(move |r| e.lock().unwrap().push(r.unwrap_err().to_string()));
             w.submit(vec![put("t")], vec![effect]).await.unwrap();
         }
         w.flush().await.unwrap();
@@ -429,9 +356,7 @@ mod tests {
         let (w, _task) = spawn_writer(store.clone(), 8);
         let ran = Arc::new(AtomicU64::new(0));
         let r = ran.clone();
-        w.submit(vec![put("a")], vec![Box::new(|_| panic!("effect bug"))])
-            .await
-            .unwrap();
+        w.submit(vec![put("a")], vec![Box::new(|_| panic!("effect bug"))]).await.unwrap();
         w.submit(
             vec![put("b")],
             vec![Box::new(move |_| {
@@ -468,9 +393,7 @@ mod tests {
         let store = Arc::new(RedbStore::open(dir.path()).unwrap());
         let (w, task) = spawn_writer(store.clone(), 64);
         for i in 0..20 {
-            w.submit(vec![put(&format!("t{i:02}"))], vec![])
-                .await
-                .unwrap();
+            w.submit(vec![put(&format!("t{i:02}"))], vec![]).await.unwrap();
         }
         // No flush: dropping the last handle must not lose what was queued.
         drop(w);
@@ -486,9 +409,6 @@ mod tests {
         let _ = task.await;
         assert_eq!(w.submit(vec![put("a")], vec![]).await, Err(WriterClosed));
         assert_eq!(w.flush().await, Err(WriterClosed));
-        assert!(matches!(
-            w.try_submit(vec![], vec![]),
-            Err(TrySubmitError::Closed(_))
-        ));
+        assert!(matches!(w.try_submit(vec![], vec![]), Err(TrySubmitError::Closed(_))));
     }
 }

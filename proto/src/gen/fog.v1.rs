@@ -3878,6 +3878,12 @@ pub struct TopologyNode {
     /// Whether latitude/longitude are set.
     #[prost(bool, tag = "12")]
     pub has_coordinates: bool,
+    /// Cordoned by an operator: takes no new tasks.
+    #[prost(bool, tag = "13")]
+    pub cordoned: bool,
+    /// Draining: finishing its tasks, taking no new ones.
+    #[prost(bool, tag = "14")]
+    pub draining: bool,
 }
 /// Counts over a group of nodes (the fleet, a region or a zone).
 #[derive(Clone, Copy, PartialEq, Eq, Hash, ::prost::Message)]

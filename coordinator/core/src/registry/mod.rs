@@ -9,9 +9,7 @@
 
 mod node;
 
-pub use node::{
-    BUSY_LOAD, HeartbeatState, Liveness, NodeEntry, NodeRegistration, NodeStatus,
-};
+pub use node::{BUSY_LOAD, HeartbeatState, Liveness, NodeEntry, NodeRegistration, NodeStatus};
 
 use crate::domain::{Millis, NodeId};
 use std::collections::HashMap;
@@ -73,10 +71,7 @@ impl NodeTable {
 
     /// Every node with its slot, in slot order.
     pub fn iter_slots(&self) -> impl Iterator<Item = (Slot, &NodeEntry)> {
-        self.slots
-            .iter()
-            .enumerate()
-            .filter_map(|(i, e)| e.as_ref().map(|e| (i as Slot, e)))
+        self.slots.iter().enumerate().filter_map(|(i, e)| e.as_ref().map(|e| (i as Slot, e)))
     }
 
     /// Registers a node from its hello, or refreshes the facts of a known one
@@ -141,9 +136,7 @@ impl NodeTable {
     }
 
     fn update_slot<R>(&mut self, slot: Slot, f: impl FnOnce(&mut NodeEntry) -> R) -> R {
-        let entry = self.slots[slot as usize]
-            .as_mut()
-            .expect("slot from by_id is occupied");
+        let entry = self.slots[slot as usize].as_mut().expect("slot from by_id is occupied");
         self.index.remove(slot, entry);
         let r = f(entry);
         self.index.insert(slot, entry);

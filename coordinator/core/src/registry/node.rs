@@ -3,8 +3,8 @@
 //! are computed here so every consumer derives them the same way.
 
 use crate::domain::{
-    AttemptNo, LABEL_ATTESTED, LABEL_ONION, LABEL_OPERATOR_OWNED, LABEL_REGION, Labels, Location,
-    Millis, NodeId, NodeType, PowerMode, PrivacyLevel, Resources, TaskId,
+    AttemptNo, LABEL_ATTESTED, LABEL_ONION, LABEL_OPERATOR_OWNED, LABEL_REGION, Labels, Location, Millis, NodeId,
+    NodeType, PowerMode, PrivacyLevel, Resources, TaskId,
 };
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -178,11 +178,7 @@ impl NodeEntry {
 
     /// Load 0..1: the highest of reported cpu and memory usage and reserved share.
     pub fn load(&self) -> f64 {
-        self.live
-            .cpu_usage
-            .max(self.live.memory_usage)
-            .max(self.capacity.max_share(&self.allocated))
-            .clamp(0.0, 1.0)
+        self.live.cpu_usage.max(self.live.memory_usage).max(self.capacity.max_share(&self.allocated)).clamp(0.0, 1.0)
     }
 
     /// Number of attempts placed here.
@@ -207,10 +203,7 @@ impl NodeEntry {
 
     /// The effective region: the admin label `fog.io/region` if set, else the reported one.
     pub fn region(&self) -> &str {
-        self.labels
-            .get(LABEL_REGION)
-            .map(String::as_str)
-            .unwrap_or(&self.location.region)
+        self.labels.get(LABEL_REGION).map(String::as_str).unwrap_or(&self.location.region)
     }
 
     /// The region trusted for data residency: only the admin label counts.

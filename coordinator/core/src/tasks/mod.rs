@@ -145,10 +145,7 @@ impl<P> TaskBook<P> {
     }
 
     /// Tasks newest first (ids are time-ordered), starting after `after` if given.
-    pub fn iter_newest_first<'a>(
-        &'a self,
-        after: Option<&str>,
-    ) -> Box<dyn Iterator<Item = &'a Task<P>> + 'a> {
+    pub fn iter_newest_first<'a>(&'a self, after: Option<&str>) -> Box<dyn Iterator<Item = &'a Task<P>> + 'a> {
         match after {
             Some(a) => Box::new(
                 self.tasks
@@ -324,9 +321,7 @@ impl<P> TaskBook<P> {
             _ => None,
         };
         if let Some(ok) = node_ok {
-            nodes.update(node, |e| {
-                if ok { e.completed_tasks += 1 } else { e.failed_tasks += 1 }
-            });
+            nodes.update(node, |e| if ok { e.completed_tasks += 1 } else { e.failed_tasks += 1 });
         }
         if succeeded {
             task.accepted_attempt = Some(attempt);
@@ -404,10 +399,8 @@ impl<P> TaskBook<P> {
     /// Every active attempt on a node that went offline or was removed is lost;
     /// the tasks are re-queued (this does not use up their retries).
     pub fn node_lost(&mut self, nodes: &mut NodeTable, node: &str, now: Millis) -> Vec<TaskId> {
-        let attempts: Vec<(TaskId, AttemptNo)> = nodes
-            .get(node)
-            .map(|e| e.attempts.iter().cloned().collect())
-            .unwrap_or_default();
+        let attempts: Vec<(TaskId, AttemptNo)> =
+            nodes.get(node).map(|e| e.attempts.iter().cloned().collect()).unwrap_or_default();
         let mut changed = Vec::new();
         for (task_id, number) in attempts {
             self.lose_attempt(nodes, node, &task_id, number, "node lost", now);
@@ -447,10 +440,8 @@ impl<P> TaskBook<P> {
                 cancel.push((task_id.clone(), *number));
             }
         }
-        let placed: Vec<(TaskId, AttemptNo)> = nodes
-            .get(node)
-            .map(|e| e.attempts.iter().cloned().collect())
-            .unwrap_or_default();
+        let placed: Vec<(TaskId, AttemptNo)> =
+            nodes.get(node).map(|e| e.attempts.iter().cloned().collect()).unwrap_or_default();
         let mut changed = Vec::new();
         for (task_id, number) in placed {
             if !reported_set.contains(&(task_id.clone(), number)) {
@@ -499,11 +490,8 @@ impl<P> TaskBook<P> {
         }
         let last = task.attempts.last().map(|a| a.state);
         let lost = last == Some(AttemptState::Lost);
-        let can_retry = if lost {
-            task.lost_requeues <= MAX_LOST_REQUEUES
-        } else {
-            task.retries_used < task.params.max_retries
-        };
+        let can_retry =
+            if lost { task.lost_requeues <= MAX_LOST_REQUEUES } else { task.retries_used < task.params.max_retries };
         if can_retry {
             if !lost {
                 task.retries_used += 1;

@@ -137,7 +137,6 @@ pub struct Outcome {
     pub output: Option<TaskOutput>,
 }
 
-
 /// What the core needs to know of a task to schedule and supervise it; the
 /// rest of the spec (the workload) travels as the opaque payload `P`.
 #[derive(Clone, Debug, Default)]

@@ -1,0 +1,87 @@
+//! The commands, one module per noun. Each takes its parsed arguments and a
+//! [`Ctx`], talks to the coordinator, and prints.
+
+use std::process::ExitCode;
+use std::time::Duration;
+
+use tonic::transport::{Channel, Endpoint};
+
+use crate::args::{Cli, Command, OutputFormat};
+use crate::error::CliError;
+
+pub mod nodes;
+pub mod sim;
+pub mod status;
+pub mod tasks;
+pub mod topology;
+
+/// What every command needs: where the coordinator is and how to print.
+#[derive(Debug, Clone)]
+pub struct Ctx {
+    /// Coordinator URL.
+    pub url: String,
+    /// Output format.
+    pub format: OutputFormat,
+}
+
+impl Ctx {
+    /// Connects to the coordinator (eagerly, so an unreachable one fails fast with exit code 3).
+    pub async fn connect(&self) -> Result<Channel, CliError> {
+        self.endpoint()?
+            .connect()
+            .await
+            .map_err(|e| CliError::Connect { url: self.url.clone(), detail: error_chain(&e) })
+    }
+
+    /// The coordinator endpoint, configured but not connected.
+    pub fn endpoint(&self) -> Result<Endpoint, CliError> {
+        if !(self.url.starts_with("http://") || self.url.starts_with("https://")) {
+            return Err(CliError::Usage(format!(
+                "invalid coordinator URL `{}`: expected http://HOST:PORT or https://HOST:PORT",
+                self.url
+            )));
+        }
+        let endpoint = Endpoint::from_shared(self.url.clone())
+            .map_err(|e| CliError::Usage(format!("invalid coordinator URL `{}`: {e}", self.url)))?;
+        Ok(endpoint
+            .connect_timeout(Duration::from_secs(5))
+            .tcp_nodelay(true)
+            // Long watches cross idle NATs and load balancers; pings keep them open
+            // and reveal a dead peer.
+            .http2_keep_alive_interval(Duration::from_secs(30))
+            .keep_alive_timeout(Duration::from_secs(10))
+            .keep_alive_while_idle(true))
+    }
+
+    /// Wraps a status from the coordinator.
+    pub fn status(&self, status: tonic::Status) -> CliError {
+        CliError::status(status, &self.url)
+    }
+}
+
+/// An error and its sources on one line.
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut parts = vec![e.to_string()];
+    let mut source = e.source();
+    while let Some(s) = source {
+        let part = s.to_string();
+        // Layers often repeat their inner error's text; say it once.
+        if parts.last().is_none_or(|last| !last.ends_with(&part)) {
+            parts.push(part);
+        }
+        source = s.source();
+    }
+    parts.join(": ")
+}
+
+/// Runs the parsed command line.
+pub async fn run(cli: Cli) -> Result<ExitCode, CliError> {
+    let ctx = Ctx { url: cli.coordinator, format: cli.output };
+    match cli.command {
+        Command::Status => status::run(&ctx).await,
+        Command::Nodes(c) => nodes::run(&ctx, c).await,
+        Command::Tasks(c) => tasks::run(&ctx, c).await,
+        Command::Topology(a) => topology::run(&ctx, a).await,
+        Command::Sim(a) => sim::run(&ctx, a).await,
+    }
+}
