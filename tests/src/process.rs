@@ -27,12 +27,18 @@ pub struct CoordinatorProcess {
     child: Child,
     /// Its gRPC URL.
     pub url: String,
+    /// Its port.
+    pub port: u16,
 }
 
 impl CoordinatorProcess {
     /// Starts `fog-coordinator --insecure-dev` on a free port with `data_dir`.
     pub fn start(data_dir: &Path, extra: &[&str]) -> CoordinatorProcess {
-        let port = free_port();
+        Self::start_on(free_port(), data_dir, extra)
+    }
+
+    /// Starts one on a given port (to restart on the same address).
+    pub fn start_on(port: u16, data_dir: &Path, extra: &[&str]) -> CoordinatorProcess {
         let child = Command::new(binary("fog-coordinator"))
             .args(["--insecure-dev", "--listen", &format!("127.0.0.1:{port}"), "--heartbeat-interval", "100ms"])
             .arg("--data-dir")
@@ -43,7 +49,7 @@ impl CoordinatorProcess {
             .stderr(Stdio::inherit())
             .spawn()
             .expect("spawn fog-coordinator");
-        CoordinatorProcess { child, url: format!("http://127.0.0.1:{port}") }
+        CoordinatorProcess { child, url: format!("http://127.0.0.1:{port}"), port }
     }
 
     /// SIGKILL: no shutdown code runs.

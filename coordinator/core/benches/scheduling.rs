@@ -1,5 +1,6 @@
 //! Placement latency of each strategy at 1k, 10k and 100k nodes, plus
-//! "only ~2 % fit" variants and the cost of re-indexing a node on a heartbeat.
+//! "only ~2 % fit" variants, a brute-force least-loaded scan at 100k as the
+//! baseline, and the cost of re-indexing a node on a heartbeat.
 //!
 //! Decisions are measured without reserving, so the table is unchanged
 //! between iterations; keys and origins rotate so no single path is cached.
@@ -148,6 +149,20 @@ fn bench_place(c: &mut Criterion) {
             });
         }
         if n == 100_000 {
+            // The baseline the indexes are measured against: every node
+            // through `check_fit`, then the lowest (load, active tasks, slot).
+            // `check_fit` formats a reason for each rejected node (~20 % here).
+            let needs = variants(Strategy::LeastLoaded);
+            for v in &needs {
+                assert_eq!(brute_force_least_loaded(&t, v), Scheduler::default().place(&t, v, &[]));
+            }
+            let mut i = 0usize;
+            g.bench_function(BenchmarkId::new("brute-force-least-loaded", n), |b| {
+                b.iter(|| {
+                    i = i.wrapping_add(1);
+                    black_box(brute_force_least_loaded(&t, &needs[i % needs.len()]))
+                })
+            });
             // ~2 % of nodes have a GPU.
             let gpu = TaskNeeds { resources: Resources { gpus: 1, ..small() }, ..TaskNeeds::default() };
             // CONFIDENTIAL with residency in one region: ~15 % confidential-capable × 1/6 regions.
@@ -167,6 +182,19 @@ fn bench_place(c: &mut Criterion) {
         }
     }
     g.finish();
+}
+
+/// Least-loaded by linear scan, flapping nodes last (as `Scheduler::place`).
+fn brute_force_least_loaded(t: &NodeTable, needs: &TaskNeeds) -> Option<u32> {
+    t.iter_slots()
+        .filter(|(_, e)| fog_core::scheduling::check_fit(e, needs).is_ok())
+        .min_by(|(sa, a), (sb, b)| {
+            a.flapping
+                .cmp(&b.flapping)
+                .then(a.load().total_cmp(&b.load()))
+                .then((a.active_tasks(), *sa).cmp(&(b.active_tasks(), *sb)))
+        })
+        .map(|(s, _)| s)
 }
 
 fn bench_reindex(c: &mut Criterion) {

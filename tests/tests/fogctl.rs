@@ -1,0 +1,68 @@
+//! `fogctl`, the real binary, against a running coordinator: the commands a
+//! user types, their output and their exit codes.
+
+use fog_e2e::process::binary;
+use fog_e2e::*;
+use std::process::Output;
+
+async fn fogctl(url: &str, args: &[&str]) -> Output {
+    let mut cmd = tokio::process::Command::new(binary("fogctl"));
+    cmd.arg("--coordinator").arg(url).args(args);
+    tokio::time::timeout(DEADLINE, cmd.output()).await.expect("fogctl finished in time").expect("fogctl runs")
+}
+
+fn text(o: &Output) -> String {
+    format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fogctl_submits_waits_lists_and_reports_errors_with_exit_codes() {
+    let c = Coord::start().await;
+    let url = format!("http://{}", c.running.as_ref().unwrap().addr);
+    let _nodes = c.nodes("cli", 2, 2000);
+    c.wait_healthy(2).await;
+
+    let o = fogctl(&url, &["status"]).await;
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(text(&o).contains("scheduler"), "{}", text(&o));
+
+    let o = fogctl(&url, &["tasks", "submit", "--echo", "hi from fogctl", "--tier", "silver", "--wait"]).await;
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(text(&o).contains("hi from fogctl"), "{}", text(&o));
+
+    let o = fogctl(&url, &["-o", "json", "tasks", "list"]).await;
+    assert!(o.status.success(), "{}", text(&o));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).expect("valid JSON");
+    let tasks = v["tasks"].as_array().expect("tasks array");
+    assert_eq!(tasks.len(), 1);
+    assert_eq!(tasks[0]["state"], "TASK_STATE_SUCCEEDED");
+    let id = tasks[0]["id"].as_str().unwrap().to_string();
+
+    let o = fogctl(&url, &["tasks", "get", &id]).await;
+    assert!(o.status.success() && text(&o).contains(&id), "{}", text(&o));
+
+    let o = fogctl(&url, &["-o", "json", "nodes", "list"]).await;
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).expect("valid JSON");
+    assert_eq!(v["nodes"].as_array().map(|a| a.len()), Some(2), "{v}");
+
+    let o = fogctl(&url, &["topology"]).await;
+    assert!(o.status.success(), "{}", text(&o));
+
+    // A failing task: exit 1 with --wait.
+    let o = fogctl(&url, &["tasks", "submit", "--fail", "on purpose", "--retries", "0", "--wait"]).await;
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+
+    // Not found: exit 4.
+    let o = fogctl(&url, &["tasks", "get", "t-doesnotexist"]).await;
+    assert_eq!(o.status.code(), Some(4), "{}", text(&o));
+
+    // Invalid: exit 5 and the field is named.
+    let o = fogctl(&url, &["nodes", "get", "NOT_AN_ID"]).await;
+    assert_eq!(o.status.code(), Some(5), "{}", text(&o));
+    assert!(text(&o).contains("node_id"), "{}", text(&o));
+
+    // Unreachable: exit 3 with a hint.
+    let port = fog_e2e::process::free_port();
+    let o = fogctl(&format!("http://127.0.0.1:{port}"), &["status"]).await;
+    assert_eq!(o.status.code(), Some(3), "{}", text(&o));
+}
