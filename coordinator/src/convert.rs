@@ -184,6 +184,29 @@ pub fn task_params(spec: &pb::TaskSpec, request_id: Option<String>) -> TaskParam
     }
 }
 
+/// The spec as stored: every default the coordinator applied written out, so
+/// readers see the tier, strategy, privacy, replicas, retries and timeout the
+/// task really runs with, and a restart does not depend on today's defaults.
+pub fn with_effective_defaults(mut spec: pb::TaskSpec, p: &TaskParams) -> pb::TaskSpec {
+    spec.sla_tier = tier_pb(p.tier) as i32;
+    spec.strategy = strategy_pb(p.needs.strategy) as i32;
+    spec.privacy_level = privacy_pb(p.needs.privacy) as i32;
+    spec.replicas = p.replicas;
+    spec.max_retries = Some(p.max_retries);
+    spec.timeout_ms = p.timeout_ms;
+    spec
+}
+
+/// Privacy level to the wire.
+pub fn privacy_pb(p: PrivacyLevel) -> pb::PrivacyLevel {
+    match p {
+        PrivacyLevel::Public => pb::PrivacyLevel::Public,
+        PrivacyLevel::Private => pb::PrivacyLevel::Private,
+        PrivacyLevel::Confidential => pb::PrivacyLevel::Confidential,
+        PrivacyLevel::Secret => pb::PrivacyLevel::Secret,
+    }
+}
+
 fn task_state_pb(s: TaskState) -> pb::TaskState {
     match s {
         TaskState::Queued => pb::TaskState::Queued,

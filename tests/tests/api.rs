@@ -17,24 +17,24 @@ async fn health_reports_serving_for_every_service() {
     let c = Coord::start().await;
     let mut health = tonic_health::pb::health_client::HealthClient::new(c.channel.clone());
     for service in ["", "fog.v1.TaskService", "fog.v1.NodeService", "fog.v1.TopologyService"] {
-        let r = health
-            .check(tonic_health::pb::HealthCheckRequest { service: service.into() })
-            .await
-            .unwrap()
-            .into_inner();
+        let r =
+            health.check(tonic_health::pb::HealthCheckRequest { service: service.into() }).await.unwrap().into_inner();
         assert_eq!(r.status, tonic_health::pb::health_check_response::ServingStatus::Serving as i32, "{service}");
     }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn reflection_lists_the_fog_services() {
+    use tonic_reflection::pb::v1::ServerReflectionRequest;
     use tonic_reflection::pb::v1::server_reflection_client::ServerReflectionClient;
     use tonic_reflection::pb::v1::server_reflection_request::MessageRequest;
     use tonic_reflection::pb::v1::server_reflection_response::MessageResponse;
-    use tonic_reflection::pb::v1::ServerReflectionRequest;
     let c = Coord::start().await;
     let mut client = ServerReflectionClient::new(c.channel.clone());
-    let req = ServerReflectionRequest { host: String::new(), message_request: Some(MessageRequest::ListServices(String::new())) };
+    let req = ServerReflectionRequest {
+        host: String::new(),
+        message_request: Some(MessageRequest::ListServices(String::new())),
+    };
     let mut stream = client.server_reflection_info(tokio_stream::iter([req])).await.unwrap().into_inner();
     let resp = stream.next().await.unwrap().unwrap();
     let Some(MessageResponse::ListServicesResponse(list)) = resp.message_response else { panic!("{resp:?}") };
@@ -66,7 +66,8 @@ async fn bad_input_is_refused_with_the_field_named_and_nothing_is_written() {
     spec.resources = Some(pb::Resources { cpu_millis: u32::MAX, ..Default::default() });
     spec.sla_tier = 42;
     spec.required_labels = vec![pb::Label { key: "bad key!".into(), value: "v".into() }];
-    let err = tasks.submit_task(pb::SubmitTaskRequest { spec: Some(spec), request_id: String::new() }).await.unwrap_err();
+    let err =
+        tasks.submit_task(pb::SubmitTaskRequest { spec: Some(spec), request_id: String::new() }).await.unwrap_err();
     let f = fields(&err);
     for want in ["spec.resources.cpu_millis", "spec.sla_tier", "spec.required_labels[0].key"] {
         assert!(f.iter().any(|x| x == want), "{want} not in {f:?}");
@@ -79,7 +80,10 @@ async fn bad_input_is_refused_with_the_field_named_and_nothing_is_written() {
     assert_eq!(fields(&err), ["task_id"]);
     let err = tasks.get_task(pb::GetTaskRequest { task_id: "t-nope".into() }).await.unwrap_err();
     assert_eq!(err.code(), Code::NotFound);
-    let err = tasks.list_tasks(pb::ListTasksRequest { page_size: 5000, states: vec![99], ..Default::default() }).await.unwrap_err();
+    let err = tasks
+        .list_tasks(pb::ListTasksRequest { page_size: 5000, states: vec![99], ..Default::default() })
+        .await
+        .unwrap_err();
     assert_eq!(fields(&err), ["states[0]", "page_size"]);
     let err = tasks.explain_placement(pb::ExplainPlacementRequest::default()).await.unwrap_err();
     assert_eq!(fields(&err), ["spec"]);
@@ -123,7 +127,8 @@ async fn a_session_must_start_with_a_valid_hello() {
         labels: vec![pb::Label { key: "fog.io/attested".into(), value: "true".into() }],
         ..Default::default()
     };
-    let err = client.session(tokio_stream::iter([pb::SessionRequest { msg: Some(Msg::Hello(hello)) }])).await.unwrap_err();
+    let err =
+        client.session(tokio_stream::iter([pb::SessionRequest { msg: Some(Msg::Hello(hello)) }])).await.unwrap_err();
     let f = fields(&err);
     assert_eq!(f, ["hello.node_id", "hello.labels[0].key", "hello.capacity"], "a node cannot give itself admin labels");
     let nodes = c.fleet().list_nodes(pb::ListNodesRequest::default()).await.unwrap().into_inner();

@@ -18,7 +18,8 @@ async fn acknowledged_tasks_survive_sigkill_and_none_completes_twice() {
     connect(&url).await;
     // A lazy channel reconnects by itself once the new process listens.
     let channel = Endpoint::from_shared(url.clone()).unwrap().connect_lazy();
-    let _nodes: Vec<_> = (0..3).map(|i| spawn_node(channel.clone(), spec(&format!("p-{i}"), 1000), fast_sim())).collect();
+    let _nodes: Vec<_> =
+        (0..3).map(|i| spawn_node(channel.clone(), spec(&format!("p-{i}"), 1000), fast_sim())).collect();
     let mut tasks = TaskServiceClient::new(channel.clone());
     let n = 60;
     let mut acked = Vec::new();
@@ -40,23 +41,21 @@ async fn acknowledged_tasks_survive_sigkill_and_none_completes_twice() {
     connect(&url).await;
 
     for id in &acked {
-        let t = eventually(&format!("task {id} finished after the restart"), std::time::Duration::from_secs(60), || {
-            let mut tasks = tasks.clone();
-            let id = id.clone();
-            async move {
-                let t = tasks.get_task(pb::GetTaskRequest { task_id: id }).await.ok()?.into_inner().task?;
-                (t.state == pb::TaskState::Succeeded as i32).then_some(t)
-            }
-        })
-        .await;
+        let t =
+            eventually(&format!("task {id} finished after the restart"), std::time::Duration::from_secs(60), || {
+                let mut tasks = tasks.clone();
+                let id = id.clone();
+                async move {
+                    let t = tasks.get_task(pb::GetTaskRequest { task_id: id }).await.ok()?.into_inner().task?;
+                    (t.state == pb::TaskState::Succeeded as i32).then_some(t)
+                }
+            })
+            .await;
         let wins = t.attempts.iter().filter(|a| a.state == pb::AttemptState::Succeeded as i32).count();
         assert_eq!(wins, 1, "task {id} completed exactly once: {:?}", t.attempts);
         assert_ne!(t.accepted_attempt, 0);
     }
-    let listed = tasks
-        .list_tasks(pb::ListTasksRequest { page_size: 1000, ..Default::default() })
-        .await
-        .unwrap()
-        .into_inner();
+    let listed =
+        tasks.list_tasks(pb::ListTasksRequest { page_size: 1000, ..Default::default() }).await.unwrap().into_inner();
     assert_eq!(listed.total_matching, n as u64, "no task lost, none invented");
 }

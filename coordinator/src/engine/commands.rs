@@ -194,6 +194,7 @@ impl Engine {
             return;
         }
         let params: TaskParams = convert::task_params(&spec, request_id);
+        let spec = convert::with_effective_defaults(spec, &params);
         let id: TaskId = Arc::from(format!("t-{}", uuid::Uuid::now_v7().simple()));
         let spec: Spec = Arc::new(spec);
         self.tasks.submit(id.clone(), params, spec, now);

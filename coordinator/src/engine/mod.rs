@@ -329,7 +329,10 @@ impl Engine {
     }
 
     fn publish_aggregates(&mut self, now: Millis, snapshot: bool) {
-        let a = topology::aggregate(&self.nodes, &self.task_counts());
+        let mut a = topology::aggregate(&self.nodes, &self.task_counts());
+        // Whole percent: a mean that moves in the fourth decimal is no news.
+        a.average_load = (a.average_load * 100.0).round() / 100.0;
+        a.sla_compliance = (a.sla_compliance * 1000.0).round() / 1000.0;
         if self.last_aggregates.as_ref() != Some(&a) {
             self.last_aggregates = Some(a.clone());
             self.append(Change::Aggregates(a.clone()));

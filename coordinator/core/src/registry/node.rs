@@ -176,9 +176,13 @@ impl NodeEntry {
         self.capacity.saturating_sub(self.allocated)
     }
 
-    /// Load 0..1: the highest of reported cpu and memory usage and reserved share.
+    /// Load 0..1: the highest of reported cpu and memory usage and reserved
+    /// share, in whole percent. Quantised so that heartbeat noise does not
+    /// decide placement: nodes within the same percent count as equally loaded
+    /// and the least-loaded strategy then prefers the one running fewer tasks.
     pub fn load(&self) -> f64 {
-        self.live.cpu_usage.max(self.live.memory_usage).max(self.capacity.max_share(&self.allocated)).clamp(0.0, 1.0)
+        let raw = self.live.cpu_usage.max(self.live.memory_usage).max(self.capacity.max_share(&self.allocated));
+        (raw.clamp(0.0, 1.0) * 100.0).round() / 100.0
     }
 
     /// Number of attempts placed here.
