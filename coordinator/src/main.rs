@@ -6,7 +6,15 @@ use fog_coordinator::config::{Config, EXIT_CONFIG, Flags};
 use tracing_subscriber::EnvFilter;
 
 fn main() {
-    let flags = Flags::parse();
+    let flags = match Flags::try_parse() {
+        Ok(f) => f,
+        // --help and --version are not errors.
+        Err(e) if !e.use_stderr() => e.exit(),
+        Err(e) => {
+            let _ = e.print();
+            std::process::exit(EXIT_CONFIG);
+        }
+    };
     let cfg = match Config::from_flags(flags) {
         Ok(c) => c,
         Err(e) => {

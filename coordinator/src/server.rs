@@ -78,16 +78,30 @@ pub async fn start(cfg: Config) -> anyhow::Result<Running> {
 }
 
 impl Running {
-    /// Graceful stop: stop accepting, drain streams within the grace, stop
-    /// the engine (which flushes), then let the writer commit what is queued.
+    /// Graceful stop: the engine closes sessions and watches and flushes; the
+    /// server stops accepting and drains within the grace; the writer commits
+    /// what is queued.
     pub async fn stop(self) {
+        // Engine first: it ends node sessions and watch streams, so the
+        // server's graceful drain has nothing long-lived left to wait for.
+        self.engine.shutdown().await;
         self.shutdown.cancel();
-        if tokio::time::timeout(self.grace, self.server).await.is_err() {
-            warn!("streams did not drain within the shutdown grace");
+        let server = self.server;
+        let abort = server.abort_handle();
+        if tokio::time::timeout(self.grace, server).await.is_err() {
+            // Long-lived node sessions keep connections open; past the grace
+            // they are cut (nodes reconnect to whichever coordinator is next).
+            warn!("streams did not drain within the shutdown grace; closing them");
+            abort.abort();
         }
-        drop(self.engine);
-        let _ = tokio::time::timeout(self.grace, self.engine_task).await;
-        let _ = tokio::time::timeout(self.grace, self.writer_task).await;
+        if tokio::time::timeout(self.grace, self.engine_task).await.is_err() {
+            warn!("engine did not stop within the shutdown grace");
+        }
+        // The writer ends once the engine (its last handle) is gone, after
+        // committing everything queued.
+        if tokio::time::timeout(self.grace, self.writer_task).await.is_err() {
+            warn!("store writer did not finish within the shutdown grace");
+        }
         info!("coordinator stopped");
     }
 }

@@ -161,6 +161,14 @@ impl Coord {
             .expect("node in reply")
     }
 
+    /// Starts a new coordinator on the same store (after `stop`).
+    pub async fn restart(&mut self) {
+        let cfg = Config::for_tests(self.dir.path().to_path_buf());
+        let running = fog_coordinator::server::start(cfg).await.expect("coordinator restarts");
+        self.channel = connect(&format!("http://{}", running.addr)).await;
+        self.running = Some(running);
+    }
+
     /// Stops the coordinator gracefully.
     pub async fn stop(&mut self) {
         if let Some(r) = self.running.take() {

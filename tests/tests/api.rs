@@ -167,3 +167,36 @@ async fn explain_placement_says_why_nodes_were_rejected() {
     assert_eq!(ex.nodes_fitting, 0);
     assert!(ex.rejection_counts.get("cpu").copied().unwrap_or(0) >= 2, "{:?}", ex.rejection_counts);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_graceful_stop_ends_sessions_and_watches_and_keeps_the_data() {
+    let mut c = Coord::start().await;
+    let node = c.node(spec("g-1", 1000));
+    c.wait_healthy(1).await;
+    let t = c.submit(echo("kept")).await;
+    c.wait_state(&t.id, pb::TaskState::Succeeded).await;
+    let mut watch = c.topology().watch_topology(pb::WatchTopologyRequest::default()).await.unwrap().into_inner();
+    assert!(watch.next().await.is_some());
+    let stop = tokio::spawn(async move {
+        c.stop().await;
+        c
+    });
+    // The watch ends instead of hanging, and the node loses its session.
+    let end = tokio::time::timeout(DEADLINE, async {
+        loop {
+            match watch.next().await {
+                Some(Ok(_)) => continue,
+                _ => break,
+            }
+        }
+    })
+    .await;
+    assert!(end.is_ok(), "the watch stream ended on shutdown");
+    let mut c = tokio::time::timeout(DEADLINE, stop).await.expect("stop finished").unwrap();
+    eventually("node saw its session end", DEADLINE, || async { (!node.stats().connected).then_some(()) }).await;
+    node.stop();
+    c.restart().await;
+    let again = c.task(&t.id).await;
+    assert_eq!(again.state, pb::TaskState::Succeeded as i32);
+    assert_eq!(again.output.unwrap().stdout, b"kept");
+}

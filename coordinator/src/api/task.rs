@@ -112,9 +112,14 @@ impl TaskService for TaskApi {
         } else {
             Vec::new()
         };
+        let engine = self.engine.clone();
         let stream = async_stream(initial, move |tx| async move {
             loop {
-                match rx.recv().await {
+                let ev = tokio::select! {
+                    ev = rx.recv() => ev,
+                    _ = engine.stopped() => return,
+                };
+                match ev {
                     Ok(ev) => {
                         let wanted = ids.is_empty() || ev.task.as_ref().is_some_and(|t| ids.contains(&t.id));
                         if wanted && tx.send(Ok((*ev).clone())).await.is_err() {

@@ -274,6 +274,7 @@ async fn run_watch(
                 w.send(w.msg(w.base, Ev::Bookmark(now), pb::SnapshotReason::Unspecified)).await?;
             }
             _ = w.tx.closed() => return Err(Gone),
+            _ = w.engine.stopped() => return Ok(()),
         }
     }
 }

@@ -133,6 +133,8 @@ pub enum Command {
     History(usize, Reply<Vec<pb::AggregateSnapshot>>),
     /// System status.
     Status(Reply<pb::GetSystemStatusResponse>),
+    /// Stop: flush what is pending and end the engine task.
+    Shutdown,
 }
 
 impl Engine {
@@ -182,6 +184,11 @@ impl Engine {
             }
             Command::Status(reply) => {
                 let _ = reply.send(Ok(self.system_status(now)));
+            }
+            Command::Shutdown => {
+                // Dropping the senders ends every session's response stream.
+                self.sessions.clear();
+                self.stopping = true;
             }
         }
     }

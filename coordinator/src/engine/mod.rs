@@ -78,6 +78,7 @@ pub struct EngineHandle {
     task_events: broadcast::Sender<Arc<pb::WatchTasksResponse>>,
     topo_events: broadcast::Sender<Arc<topology::Event>>,
     epoch: Arc<str>,
+    stopping: tokio_util::sync::CancellationToken,
 }
 
 impl EngineHandle {
@@ -104,6 +105,18 @@ impl EngineHandle {
     /// True once the engine has stopped.
     pub fn is_closed(&self) -> bool {
         self.tx.is_closed()
+    }
+
+    /// Asks the engine to close every node session, flush and stop, even
+    /// while other handles exist; streams waiting on [`EngineHandle::stopped`] end.
+    pub async fn shutdown(&self) {
+        self.stopping.cancel();
+        let _ = self.tx.send(Command::Shutdown).await;
+    }
+
+    /// Resolves once shutdown has begun.
+    pub async fn stopped(&self) {
+        self.stopping.cancelled().await
     }
 }
 
@@ -147,6 +160,7 @@ pub struct Engine {
     started_at: Millis,
     epoch: Arc<str>,
     stats: queries::Stats,
+    stopping: bool,
 }
 
 impl Engine {
@@ -182,10 +196,12 @@ impl Engine {
             started_at: now,
             epoch: epoch.clone(),
             stats: queries::Stats::default(),
+            stopping: false,
             cfg,
         };
         engine.restore(snapshot, now);
-        let handle = EngineHandle { tx, task_events, topo_events, epoch };
+        let handle =
+            EngineHandle { tx, task_events, topo_events, epoch, stopping: tokio_util::sync::CancellationToken::new() };
         let join = tokio::spawn(async move { engine.run().await });
         (handle, join)
     }
@@ -254,6 +270,9 @@ impl Engine {
                 self.placement_round(now_ms());
             }
             self.flush().await;
+            if self.stopping {
+                break;
+            }
         }
         self.flush_nodes();
         self.flush().await;
