@@ -182,15 +182,7 @@ async fn a_graceful_stop_ends_sessions_and_watches_and_keeps_the_data() {
         c
     });
     // The watch ends instead of hanging, and the node loses its session.
-    let end = tokio::time::timeout(DEADLINE, async {
-        loop {
-            match watch.next().await {
-                Some(Ok(_)) => continue,
-                _ => break,
-            }
-        }
-    })
-    .await;
+    let end = tokio::time::timeout(DEADLINE, async { while let Some(Ok(_)) = watch.next().await {} }).await;
     assert!(end.is_ok(), "the watch stream ended on shutdown");
     let mut c = tokio::time::timeout(DEADLINE, stop).await.expect("stop finished").unwrap();
     eventually("node saw its session end", DEADLINE, || async { (!node.stats().connected).then_some(()) }).await;
