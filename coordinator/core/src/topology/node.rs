@@ -96,7 +96,6 @@ mod tests {
     use super::*;
     use crate::domain::Location;
     use crate::registry::{Liveness, NodeRegistration};
-    use std::collections::BTreeMap;
 
     fn entry() -> NodeEntry {
         let mut e = NodeEntry::new(
@@ -116,7 +115,7 @@ mod tests {
         let mut e = entry();
         let n = TopoNode::from_entry(&e);
         assert_eq!((&*n.region, &*n.zone, n.status), ("eu-west", "a", NodeStatus::Idle));
-        e.labels = BTreeMap::from([(crate::domain::LABEL_REGION.to_string(), "eu-central".to_string())]);
+        e.labels = crate::domain::Labels::from([(crate::domain::LABEL_REGION.to_string(), "eu-central".to_string())]);
         assert_eq!(&*TopoNode::from_entry(&e).region, "eu-central");
     }
 
