@@ -9,5 +9,6 @@ pub mod api;
 pub mod config;
 pub mod convert;
 pub mod engine;
+pub mod identity;
 pub mod server;
 pub mod store;
