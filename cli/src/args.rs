@@ -28,6 +28,10 @@ pub struct Cli {
     /// Output format.
     #[arg(short = 'o', long = "output", global = true, value_enum, default_value_t = OutputFormat::Table)]
     pub output: OutputFormat,
+    /// CA certificate (PEM) to verify an https:// coordinator with — the coordinator writes it to
+    /// `<data-dir>/ca.pem`.
+    #[arg(long, global = true, env = "FOG_CA_FILE")]
+    pub ca_file: Option<std::path::PathBuf>,
     /// What to do.
     #[command(subcommand)]
     pub command: Command,
@@ -57,6 +61,30 @@ pub enum Command {
     Topology(TopologyArgs),
     /// Run simulated nodes against the coordinator until Ctrl-C.
     Sim(SimArgs),
+    /// Join tokens for new nodes (admin).
+    #[command(subcommand)]
+    Tokens(TokensCommand),
+}
+
+/// `fogctl tokens …`
+#[derive(Debug, Subcommand)]
+pub enum TokensCommand {
+    /// Create a single-use join token; prints the token (shown once).
+    Create(TokensCreateArgs),
+}
+
+/// `fogctl tokens create`
+#[derive(Debug, clap::Args)]
+pub struct TokensCreateArgs {
+    /// Only a node with this name may join with the token.
+    #[arg(long)]
+    pub name: Option<String>,
+    /// Label the joining node receives (repeatable; `fog.io/` labels allowed).
+    #[arg(long = "label", value_name = "KEY=VALUE")]
+    pub labels: Vec<String>,
+    /// Lifetime (e.g. 30m, 2h); default: the coordinator's (1h).
+    #[arg(long, value_parser = humantime::parse_duration)]
+    pub ttl: Option<std::time::Duration>,
 }
 
 /// `fogctl nodes …`

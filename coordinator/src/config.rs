@@ -22,9 +22,27 @@ pub struct Flags {
     #[arg(long, env = "FOG_DATA_DIR", default_value = "./fog-data")]
     pub data_dir: PathBuf,
     /// Serve without TLS and take node identity from the hello message.
-    /// For local development only: logs a warning. (mTLS arrives with the agent issue.)
+    /// For local development only: logs a warning. The default is mTLS.
     #[arg(long, env = "FOG_INSECURE_DEV", default_value_t = false)]
     pub insecure_dev: bool,
+    /// SPIFFE trust domain of node identities (`spiffe://<domain>/node/<id>`).
+    #[arg(long, env = "FOG_TRUST_DOMAIN", default_value = "fog.local")]
+    pub trust_domain: String,
+    /// Names and addresses in the coordinator's serving certificate (repeatable).
+    #[arg(long = "tls-san", env = "FOG_TLS_SANS", value_delimiter = ',', default_values_t = ["localhost".to_string(), "127.0.0.1".to_string()])]
+    pub tls_sans: Vec<String>,
+    /// Operator-supplied CA certificate (PEM); with --ca-key. Default: a CA created at first start and kept in the store.
+    #[arg(long, env = "FOG_CA_CERT", requires = "ca_key")]
+    pub ca_cert: Option<PathBuf>,
+    /// Operator-supplied CA private key (PKCS#8 PEM); with --ca-cert.
+    #[arg(long, env = "FOG_CA_KEY", requires = "ca_cert")]
+    pub ca_key: Option<PathBuf>,
+    /// Lifetime of node client certificates.
+    #[arg(long, env = "FOG_NODE_CERT_TTL", default_value = "24h", value_parser = humantime::parse_duration)]
+    pub node_cert_ttl: Duration,
+    /// Default lifetime of join tokens.
+    #[arg(long, env = "FOG_JOIN_TOKEN_TTL", default_value = "1h", value_parser = humantime::parse_duration)]
+    pub join_token_ttl: Duration,
     /// Heartbeat interval nodes are told to use.
     #[arg(long, env = "FOG_HEARTBEAT_INTERVAL", default_value = "1s", value_parser = humantime::parse_duration)]
     pub heartbeat_interval: Duration,
@@ -66,6 +84,8 @@ pub struct Config {
     pub data_dir: PathBuf,
     /// Insecure dev mode.
     pub insecure_dev: bool,
+    /// mTLS settings (None in insecure dev mode).
+    pub tls: Option<TlsSettings>,
     /// Failure detector settings.
     pub liveness: LivenessConfig,
     /// Aggregate snapshot interval.
@@ -80,10 +100,58 @@ pub struct Config {
     pub log_json: bool,
 }
 
+/// mTLS and identity settings.
+#[derive(Debug, Clone)]
+pub struct TlsSettings {
+    /// Trust domain.
+    pub trust_domain: crate::identity::TrustDomain,
+    /// DNS names of the serving certificate.
+    pub dns_names: Vec<String>,
+    /// IP addresses of the serving certificate.
+    pub ips: Vec<std::net::IpAddr>,
+    /// Operator CA (cert, key) files.
+    pub operator_ca: Option<(PathBuf, PathBuf)>,
+    /// Node certificate lifetime.
+    pub node_cert_ttl: Duration,
+    /// Default join token lifetime.
+    pub join_token_ttl: Duration,
+}
+
 /// Why a configuration was refused.
 #[derive(Debug, thiserror::Error)]
 #[error("invalid configuration: {0}")]
 pub struct ConfigError(pub String);
+
+fn tls_settings(f: &Flags) -> Result<TlsSettings, ConfigError> {
+    let trust_domain = crate::identity::TrustDomain::new(&f.trust_domain)
+        .map_err(|e| ConfigError(format!("--trust-domain {:?}: {e}", f.trust_domain)))?;
+    let (mut dns_names, mut ips) = (Vec::new(), Vec::new());
+    for san in &f.tls_sans {
+        match san.parse::<std::net::IpAddr>() {
+            Ok(ip) => ips.push(ip),
+            Err(_) if crate::identity::TrustDomain::new(san).is_ok() => dns_names.push(san.clone()),
+            Err(_) => return Err(ConfigError(format!("--tls-san {san:?} is neither an IP address nor a DNS name"))),
+        }
+    }
+    if dns_names.is_empty() && ips.is_empty() {
+        return Err(ConfigError("--tls-san needs at least one name or address".into()));
+    }
+    let hour = Duration::from_secs(3600);
+    if !(Duration::from_secs(600)..=30 * 24 * hour).contains(&f.node_cert_ttl) {
+        return Err(ConfigError("--node-cert-ttl must be between 10m and 30 days".into()));
+    }
+    if !(Duration::from_secs(60)..=7 * 24 * hour).contains(&f.join_token_ttl) {
+        return Err(ConfigError("--join-token-ttl must be between 1m and 7 days".into()));
+    }
+    Ok(TlsSettings {
+        trust_domain,
+        dns_names,
+        ips,
+        operator_ca: f.ca_cert.clone().zip(f.ca_key.clone()),
+        node_cert_ttl: f.node_cert_ttl,
+        join_token_ttl: f.join_token_ttl,
+    })
+}
 
 impl Config {
     /// Validates flags into a configuration.
@@ -96,11 +164,7 @@ impl Config {
                 humantime::format_duration(f.heartbeat_interval)
             )));
         }
-        if !f.insecure_dev {
-            return Err(ConfigError(
-                "mTLS is not available yet in this build; start with --insecure-dev (or FOG_INSECURE_DEV=true) for local development".into(),
-            ));
-        }
+        let tls = if f.insecure_dev { None } else { Some(tls_settings(&f)?) };
         if f.topology_retained < 1000 {
             return Err(ConfigError("--topology-retained must be at least 1000".into()));
         }
@@ -123,6 +187,7 @@ impl Config {
             listen: f.listen,
             data_dir: f.data_dir,
             insecure_dev: f.insecure_dev,
+            tls,
             liveness,
             snapshot_interval: f.snapshot_interval,
             topology_retained: f.topology_retained,
@@ -130,6 +195,22 @@ impl Config {
             shutdown_grace: f.shutdown_grace,
             log_json: f.log_json,
         })
+    }
+
+    /// A configuration for tests with mTLS on: fast heartbeats.
+    pub fn for_tls_tests(data_dir: PathBuf) -> Config {
+        let f = Flags::parse_from([
+            "fog-coordinator",
+            "--listen",
+            "127.0.0.1:0",
+            "--heartbeat-interval",
+            "100ms",
+            "--restart-grace",
+            "2s",
+        ]);
+        let mut c = Config::from_flags(f).expect("test config is valid");
+        c.data_dir = data_dir;
+        c
     }
 
     /// A configuration for tests: insecure, fast heartbeats.

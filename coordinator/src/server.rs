@@ -2,9 +2,10 @@
 //! and takes it down in the reverse order.
 
 use crate::api::{FleetApi, NodeApi, SystemApi, TaskApi, TopologyApi};
-use crate::config::Config;
+use crate::config::{Config, TlsSettings};
 use crate::engine::{Engine, EngineConfig, EngineHandle};
-use crate::store::{RedbStore, Store, spawn_writer};
+use crate::identity::{CertificateAuthority, IdentityContext};
+use crate::store::{Mutation, RedbStore, Snapshot, Store, spawn_writer};
 use fog_proto::v1::fleet_service_server::FleetServiceServer;
 use fog_proto::v1::node_service_server::NodeServiceServer;
 use fog_proto::v1::system_service_server::SystemServiceServer;
@@ -31,7 +32,7 @@ pub struct Running {
 
 /// Opens the store, restores state, binds the port and serves.
 pub async fn start(cfg: Config) -> anyhow::Result<Running> {
-    if cfg.insecure_dev {
+    if cfg.tls.is_none() {
         warn!(
             "INSECURE DEV MODE: plaintext gRPC, node identity taken from hello messages; never use this in production"
         );
@@ -39,8 +40,17 @@ pub async fn start(cfg: Config) -> anyhow::Result<Running> {
     let started = std::time::Instant::now();
     let store: Arc<dyn Store> = Arc::new(RedbStore::open(&cfg.data_dir)?);
     let snapshot = store.load().await?;
+    let identity = match &cfg.tls {
+        Some(tls) => Some(Arc::new(identity_context(tls, &snapshot, store.as_ref(), &cfg.data_dir).await?)),
+        None => None,
+    };
+    let tls_config = match (&cfg.tls, &identity) {
+        (Some(tls), Some(ctx)) => Some(server_tls(tls, ctx)?),
+        _ => None,
+    };
     let (writer, writer_task) = spawn_writer(store, 8192);
-    let ecfg = EngineConfig::from(&cfg);
+    let mut ecfg = EngineConfig::from(&cfg);
+    ecfg.identity = identity.clone();
     let session_queue = ecfg.session_queue;
     let (engine, engine_task) = Engine::start(ecfg, snapshot, writer);
 
@@ -58,7 +68,11 @@ pub async fn start(cfg: Config) -> anyhow::Result<Running> {
     let addr = listener.local_addr()?;
     let shutdown = CancellationToken::new();
     let stop = shutdown.clone();
-    let router = tonic::transport::Server::builder()
+    let mut builder = tonic::transport::Server::builder();
+    if let Some(tls) = tls_config {
+        builder = builder.tls_config(tls)?;
+    }
+    let router = builder
         // Node sessions are long-lived and mostly idle: keepalives find dead
         // peers the kernel would not report for minutes.
         .http2_keepalive_interval(Some(Duration::from_secs(10)))
@@ -66,9 +80,9 @@ pub async fn start(cfg: Config) -> anyhow::Result<Running> {
         .tcp_nodelay(true)
         .add_service(health)
         .add_service(reflection)
-        .add_service(NodeServiceServer::new(NodeApi::new(engine.clone(), session_queue)))
+        .add_service(NodeServiceServer::new(NodeApi::new(engine.clone(), session_queue, identity.clone())))
         .add_service(TaskServiceServer::new(TaskApi::new(engine.clone())))
-        .add_service(FleetServiceServer::new(FleetApi::new(engine.clone())))
+        .add_service(FleetServiceServer::new(FleetApi::new(engine.clone(), identity.clone())))
         .add_service(TopologyServiceServer::new(TopologyApi::new(engine.clone())))
         .add_service(SystemServiceServer::new(SystemApi::new(engine.clone())));
     let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
@@ -104,4 +118,61 @@ impl Running {
         }
         info!("coordinator stopped");
     }
+}
+
+const CA_CERT_KEY: &str = "ca/cert.pem";
+const CA_KEY_KEY: &str = "ca/key.pem";
+/// File in the data directory with the CA certificate (public), for fogctl and agents.
+pub const CA_FILE: &str = "ca.pem";
+
+/// The CA: the operator's, or the one kept in the store, or a new one that is
+/// stored before anything is served. Its public certificate is also written
+/// to `<data-dir>/ca.pem` for clients.
+async fn identity_context(
+    tls: &TlsSettings,
+    snapshot: &Snapshot,
+    store: &dyn Store,
+    data_dir: &std::path::Path,
+) -> anyhow::Result<IdentityContext> {
+    let meta =
+        |k: &str| snapshot.meta.iter().find(|(key, _)| key == k).map(|(_, v)| String::from_utf8_lossy(v).into_owned());
+    let ca = if let Some((cert, key)) = &tls.operator_ca {
+        let read = |p: &std::path::PathBuf| {
+            std::fs::read_to_string(p).map_err(|e| anyhow::anyhow!("cannot read {}: {e}", p.display()))
+        };
+        CertificateAuthority::from_pem(&read(cert)?, &read(key)?, &tls.trust_domain)?
+    } else if let (Some(cert), Some(key)) = (meta(CA_CERT_KEY), meta(CA_KEY_KEY)) {
+        CertificateAuthority::from_pem(&cert, &key, &tls.trust_domain)?
+    } else {
+        let ca = CertificateAuthority::generate(&tls.trust_domain, std::time::SystemTime::now())?;
+        store
+            .commit(vec![
+                Mutation::PutMeta { key: CA_CERT_KEY.into(), value: ca.cert_pem().into_bytes() },
+                Mutation::PutMeta { key: CA_KEY_KEY.into(), value: ca.key_pem().into_bytes() },
+            ])
+            .await?;
+        info!(fingerprint = %ca.fingerprint(), "created the cluster CA");
+        ca
+    };
+    std::fs::write(data_dir.join(CA_FILE), ca.cert_pem())?;
+    Ok(IdentityContext { ca, node_cert_ttl: tls.node_cert_ttl, join_token_ttl: tls.join_token_ttl })
+}
+
+/// TLS for the gRPC port: a serving certificate issued from the CA at each
+/// start, client certificates verified against the CA but optional at the TLS
+/// layer, because `Join` comes before a node has one and user RPCs do not use
+/// them; the session handler requires one.
+fn server_tls(tls: &TlsSettings, ctx: &IdentityContext) -> anyhow::Result<tonic::transport::ServerTlsConfig> {
+    let (cert, key) = ctx.ca.issue_server_cert(
+        &tls.dns_names,
+        &tls.ips,
+        Duration::from_secs(90 * 24 * 3600),
+        std::time::SystemTime::now(),
+    )?;
+    Ok(tonic::transport::ServerTlsConfig::new()
+        // The chain includes the CA, so a joining agent can check it against
+        // the fingerprint in its token before trusting it.
+        .identity(tonic::transport::Identity::from_pem(format!("{cert}{}", ctx.ca.cert_pem()), key))
+        .client_ca_root(tonic::transport::Certificate::from_pem(ctx.ca.cert_pem()))
+        .client_auth_optional(true))
 }

@@ -72,6 +72,39 @@ impl Coord {
         Coord { running: Some(running), channel, dir }
     }
 
+    /// Starts one with mTLS on (a fresh CA in a fresh store); `channel` is a
+    /// TLS channel without a client certificate (what users and `Join` use).
+    pub async fn start_tls() -> Coord {
+        init_logs();
+        let dir = tempfile::tempdir().expect("temp dir");
+        let cfg = Config::for_tls_tests(dir.path().to_path_buf());
+        let running = fog_coordinator::server::start(cfg).await.expect("coordinator starts");
+        // A placeholder until the TLS channel below replaces it (never connected).
+        let placeholder = Endpoint::from_static("http://127.0.0.1:9").connect_lazy();
+        let mut c = Coord { running: Some(running), channel: placeholder, dir };
+        c.channel = c.tls_channel(None).await;
+        c
+    }
+
+    /// The CA certificate the coordinator wrote to its data directory.
+    pub fn ca_pem(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join(fog_coordinator::server::CA_FILE)).expect("ca.pem written")
+    }
+
+    /// A TLS channel trusting the coordinator's CA, with a client identity (cert PEM, key PEM) if given.
+    pub async fn tls_channel(&self, identity: Option<(&str, &str)>) -> Channel {
+        let mut tls = tonic::transport::ClientTlsConfig::new()
+            .ca_certificate(tonic::transport::Certificate::from_pem(self.ca_pem()))
+            .domain_name("localhost");
+        if let Some((cert, key)) = identity {
+            tls = tls.identity(tonic::transport::Identity::from_pem(cert, key));
+        }
+        let addr = self.running.as_ref().expect("running").addr;
+        let endpoint =
+            Endpoint::from_shared(format!("https://{addr}")).expect("url").tls_config(tls).expect("tls config");
+        endpoint.connect().await.expect("TLS connect")
+    }
+
     /// Task client.
     pub fn tasks(&self) -> TaskServiceClient<Channel> {
         TaskServiceClient::new(self.channel.clone())

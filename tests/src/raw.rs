@@ -25,7 +25,6 @@ impl RawNode {
         cpu_millis: u32,
         running: Vec<pb::AttemptRef>,
     ) -> (RawNode, pb::Welcome) {
-        let (tx, rx_up) = mpsc::channel(64);
         let hello = pb::Hello {
             node_id: id.to_string(),
             name: id.to_string(),
@@ -34,19 +33,29 @@ impl RawNode {
             running,
             ..Default::default()
         };
+        RawNode::open(channel, hello).await.expect("session accepted")
+    }
+
+    /// Opens a session with any hello; the error is the coordinator's refusal.
+    pub async fn open(channel: Channel, hello: pb::Hello) -> Result<(RawNode, pb::Welcome), tonic::Status> {
+        let (tx, rx_up) = mpsc::channel(64);
+        let id = hello.node_id.clone();
         tx.send(pb::SessionRequest { msg: Some(Up::Hello(hello)) }).await.expect("queue hello");
         let mut client = NodeServiceClient::new(channel);
-        let rx = client
-            .session(tokio_stream::wrappers::ReceiverStream::new(rx_up))
-            .await
-            .expect("session accepted")
-            .into_inner();
-        let mut node = RawNode { tx, rx, id: id.to_string() };
-        let welcome = match node.next().await {
-            Some(Down::Welcome(w)) => w,
+        let rx = client.session(tokio_stream::wrappers::ReceiverStream::new(rx_up)).await?.into_inner();
+        let mut node = RawNode { tx, rx, id };
+        match node.next().await {
+            Some(Down::Welcome(w)) => {
+                node.id = w.node_id.clone();
+                Ok((node, w))
+            }
             other => panic!("expected welcome, got {other:?}"),
-        };
-        (node, welcome)
+        }
+    }
+
+    /// Waits for the stream to end (the coordinator closed the session); None if it did not within `limit`.
+    pub async fn ended_within(&mut self, limit: Duration) -> Option<()> {
+        tokio::time::timeout(limit, async { while let Ok(Some(_)) = self.rx.message().await {} }).await.ok()
     }
 
     /// Sends a message.

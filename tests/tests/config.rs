@@ -17,9 +17,13 @@ fn bad_settings_exit_64_with_a_clear_message_and_bind_nothing() {
     let data = dir.path().join("never-created");
     let data = data.to_str().unwrap();
 
-    let (code, err) = run(&["--listen", &listen, "--data-dir", data]);
+    let (code, err) = run(&["--listen", &listen, "--data-dir", data, "--trust-domain", "Not A Domain"]);
     assert_eq!(code, Some(64), "{err}");
-    assert!(err.contains("--insecure-dev"), "says how to start: {err}");
+    assert!(err.contains("--trust-domain"), "names the setting: {err}");
+
+    let (code, err) = run(&["--listen", &listen, "--data-dir", data, "--tls-san", "bad name!"]);
+    assert_eq!(code, Some(64), "{err}");
+    assert!(err.contains("--tls-san"), "{err}");
 
     let (code, err) = run(&["--insecure-dev", "--listen", &listen, "--data-dir", data, "--heartbeat-interval", "1ms"]);
     assert_eq!(code, Some(64), "{err}");

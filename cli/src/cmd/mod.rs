@@ -13,6 +13,7 @@ pub mod nodes;
 pub mod sim;
 pub mod status;
 pub mod tasks;
+pub mod tokens;
 pub mod topology;
 
 /// What every command needs: where the coordinator is and how to print.
@@ -22,6 +23,8 @@ pub struct Ctx {
     pub url: String,
     /// Output format.
     pub format: OutputFormat,
+    /// CA to verify an https:// coordinator with.
+    pub ca_file: Option<std::path::PathBuf>,
 }
 
 impl Ctx {
@@ -43,6 +46,17 @@ impl Ctx {
         }
         let endpoint = Endpoint::from_shared(self.url.clone())
             .map_err(|e| CliError::Usage(format!("invalid coordinator URL `{}`: {e}", self.url)))?;
+        let endpoint = if self.url.starts_with("https://") {
+            let mut tls = tonic::transport::ClientTlsConfig::new();
+            if let Some(path) = &self.ca_file {
+                let pem = std::fs::read_to_string(path)
+                    .map_err(|e| CliError::Usage(format!("cannot read --ca-file {}: {e}", path.display())))?;
+                tls = tls.ca_certificate(tonic::transport::Certificate::from_pem(pem));
+            }
+            endpoint.tls_config(tls).map_err(|e| CliError::Usage(format!("TLS settings: {e}")))?
+        } else {
+            endpoint
+        };
         Ok(endpoint
             .connect_timeout(Duration::from_secs(5))
             .tcp_nodelay(true)
@@ -76,12 +90,13 @@ fn error_chain(e: &dyn std::error::Error) -> String {
 
 /// Runs the parsed command line.
 pub async fn run(cli: Cli) -> Result<ExitCode, CliError> {
-    let ctx = Ctx { url: cli.coordinator, format: cli.output };
+    let ctx = Ctx { url: cli.coordinator, format: cli.output, ca_file: cli.ca_file };
     match cli.command {
         Command::Status => status::run(&ctx).await,
         Command::Nodes(c) => nodes::run(&ctx, c).await,
         Command::Tasks(c) => tasks::run(&ctx, c).await,
         Command::Topology(a) => topology::run(&ctx, a).await,
+        Command::Tokens(c) => tokens::run(&ctx, c).await,
         Command::Sim(a) => sim::run(&ctx, a).await,
     }
 }

@@ -20,6 +20,9 @@ pub enum ApiError {
     /// Not allowed for this caller.
     #[error("{0}")]
     PermissionDenied(String),
+    /// The caller's credentials (certificate, join token) are missing or not valid.
+    #[error("{0}")]
+    Unauthenticated(String),
     /// The coordinator cannot serve now (store failure, shutting down).
     #[error("{0}")]
     Unavailable(String),
@@ -49,6 +52,7 @@ impl From<ApiError> for Status {
             ApiError::NotFound(_) => Status::not_found(msg),
             ApiError::FailedPrecondition(_) => Status::failed_precondition(msg),
             ApiError::PermissionDenied(_) => Status::permission_denied(msg),
+            ApiError::Unauthenticated(_) => Status::unauthenticated(msg),
             ApiError::Unavailable(_) => Status::unavailable(msg),
             ApiError::Internal(_) => Status::internal(msg),
         }

@@ -4,19 +4,23 @@ use super::validate::Violations;
 use super::{ApiError, ask, page_size};
 use crate::convert;
 use crate::engine::{AdminOp, Command, EngineHandle, NodeFilter};
+use crate::identity::{self, IdentityContext};
 use fog_proto::v1 as pb;
 use fog_proto::v1::fleet_service_server::FleetService;
+use std::sync::Arc;
+use std::time::Duration;
 use tonic::{Request, Response, Status};
 
 /// The fleet service.
 pub struct FleetApi {
     engine: EngineHandle,
+    identity: Option<Arc<IdentityContext>>,
 }
 
 impl FleetApi {
-    /// A service over the engine.
-    pub fn new(engine: EngineHandle) -> FleetApi {
-        FleetApi { engine }
+    /// A service over the engine; `identity` is None in insecure dev mode.
+    pub fn new(engine: EngineHandle, identity: Option<Arc<IdentityContext>>) -> FleetApi {
+        FleetApi { engine, identity }
     }
 
     async fn admin(&self, node_id: String, op: AdminOp) -> Result<pb::Node, Status> {
@@ -131,13 +135,32 @@ impl FleetService for FleetApi {
 
     async fn create_join_token(
         &self,
-        _req: Request<pb::CreateJoinTokenRequest>,
+        req: Request<pb::CreateJoinTokenRequest>,
     ) -> Result<Response<pb::CreateJoinTokenResponse>, Status> {
-        Err(ApiError::FailedPrecondition(
-            "join tokens need the coordinator's certificate authority, which this insecure dev build does not run; \
-             nodes join by hello in --insecure-dev mode"
-                .into(),
-        )
-        .into())
+        let Some(ctx) = &self.identity else {
+            return Err(ApiError::FailedPrecondition(
+                "this coordinator runs in insecure dev mode: nodes connect without join tokens".into(),
+            )
+            .into());
+        };
+        let r = req.into_inner();
+        let mut v = Violations::default();
+        if r.ttl_seconds != 0 && !(60..=604_800).contains(&r.ttl_seconds) {
+            v.add("ttl_seconds", "must be 0 (default) or between 60 and 604800");
+        }
+        if !r.node_name.is_empty() {
+            v.id("node_name", &r.node_name);
+        }
+        // Admins create tokens, so reserved labels are allowed here.
+        v.labels("labels", &r.labels, true);
+        v.finish()?;
+        let ttl = if r.ttl_seconds == 0 { ctx.join_token_ttl } else { Duration::from_secs(r.ttl_seconds.into()) };
+        let name = (!r.node_name.is_empty()).then_some(r.node_name);
+        let labels = r.labels.into_iter().map(|l| (l.key, l.value)).collect();
+        let (token, record) =
+            identity::create_join_token(&ctx.ca.fingerprint(), ttl, name, labels, crate::engine::now_ms());
+        let (token_id, expires) = (record.id.clone(), record.expires_at_ms);
+        ask(&self.engine, |reply| Command::CreateToken(record, reply)).await?;
+        Ok(Response::new(pb::CreateJoinTokenResponse { token, token_id, expires_at: Some(convert::ts(expires)) }))
     }
 }

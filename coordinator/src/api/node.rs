@@ -6,11 +6,12 @@
 //! turns each inbound message into an engine event; the engine answers through
 //! the session's bounded outbound queue.
 
-use super::ApiError;
 use super::validate::Violations;
+use super::{ApiError, ask};
 use crate::convert;
 use crate::engine::session::{SessionEventKind, heartbeat_state, outcome};
 use crate::engine::{Command, EngineHandle, SessionEvent, SessionOpen};
+use crate::identity::{self, IdentityContext};
 use fog_core::domain::NodeId;
 use fog_core::registry::NodeRegistration;
 use fog_proto::v1 as pb;
@@ -32,12 +33,35 @@ pub struct NodeApi {
     engine: EngineHandle,
     session_queue: usize,
     next_session: AtomicU64,
+    identity: Option<Arc<IdentityContext>>,
 }
 
 impl NodeApi {
-    /// A service over the engine.
-    pub fn new(engine: EngineHandle, session_queue: usize) -> NodeApi {
-        NodeApi { engine, session_queue, next_session: AtomicU64::new(1) }
+    /// A service over the engine; `identity` is None in insecure dev mode.
+    pub fn new(engine: EngineHandle, session_queue: usize, identity: Option<Arc<IdentityContext>>) -> NodeApi {
+        NodeApi { engine, session_queue, next_session: AtomicU64::new(1), identity }
+    }
+
+    /// The node a session speaks for: from the verified client certificate
+    /// with mTLS (the hello may only repeat it), from the hello in insecure
+    /// dev mode. Returns the id and the certificate serial.
+    fn identify<T>(&self, req: &Request<T>, hello: &pb::Hello) -> Result<(String, Option<String>), ApiError> {
+        let Some(ctx) = &self.identity else {
+            return Ok((hello.node_id.clone(), None));
+        };
+        let certs = req
+            .peer_certs()
+            .ok_or_else(|| ApiError::Unauthenticated("a node session needs the node's client certificate".into()))?;
+        let leaf = certs.first().ok_or_else(|| ApiError::Unauthenticated("no client certificate presented".into()))?;
+        let who = identity::node_identity(leaf, ctx.trust_domain())
+            .map_err(|e| ApiError::Unauthenticated(format!("client certificate: {e}")))?;
+        if !hello.node_id.is_empty() && hello.node_id != who.node_id {
+            return Err(ApiError::PermissionDenied(format!(
+                "this certificate is node {}; it cannot speak for node {}",
+                who.node_id, hello.node_id
+            )));
+        }
+        Ok((who.node_id, Some(who.serial_hex)))
     }
 }
 
@@ -103,28 +127,62 @@ fn event(msg: Msg) -> Result<Option<SessionEventKind>, ApiError> {
             SessionEventKind::Result(Arc::from(a.task_id.as_str()), a.attempt, outcome(&r))
         }
         Msg::Pong(p) => SessionEventKind::Pong(p.nonce),
-        Msg::RenewCertificate(_) => {
-            return Err(ApiError::FailedPrecondition(
-                "certificate renewal needs mTLS, not enabled in insecure dev mode".into(),
-            ));
+        Msg::RenewCertificate(r) => {
+            if r.csr_der.is_empty() || r.csr_der.len() > 16 * 1024 {
+                return Err(ApiError::field("renew_certificate.csr_der", "must be 1 to 16384 bytes"));
+            }
+            // The engine ignores it in insecure dev mode (there is no CA).
+            SessionEventKind::Renew(r.csr_der)
         }
     }))
 }
 
 #[tonic::async_trait]
 impl NodeService for NodeApi {
-    async fn join(&self, _req: Request<pb::JoinRequest>) -> Result<Response<pb::JoinResponse>, Status> {
-        Err(ApiError::FailedPrecondition(
-            "joining with a token needs the coordinator's certificate authority, which this insecure dev build does not run"
-                .into(),
-        )
-        .into())
+    async fn join(&self, req: Request<pb::JoinRequest>) -> Result<Response<pb::JoinResponse>, Status> {
+        let Some(ctx) = &self.identity else {
+            return Err(ApiError::FailedPrecondition(
+                "this coordinator runs in insecure dev mode: nodes connect without joining".into(),
+            )
+            .into());
+        };
+        let r = req.into_inner();
+        let mut v = Violations::default();
+        let token = match identity::parse_join_token(r.token.trim()) {
+            Ok(t) => Some(t),
+            Err(e) => {
+                v.add("token", e.to_string());
+                None
+            }
+        };
+        if !r.node_name.is_empty() {
+            v.id("node_name", &r.node_name);
+        }
+        if r.csr_der.is_empty() || r.csr_der.len() > 16 * 1024 {
+            v.add("csr_der", "must be 1 to 16384 bytes of DER");
+        }
+        v.finish()?;
+        let token = token.expect("validated");
+        if !token.ca_fingerprint.eq_ignore_ascii_case(&ctx.ca.fingerprint()) {
+            return Err(ApiError::FailedPrecondition(
+                "this join token was made for another coordinator (its CA fingerprint differs)".into(),
+            )
+            .into());
+        }
+        let (node_name, csr_der) = (r.node_name, r.csr_der);
+        Ok(Response::new(ask(&self.engine, |reply| Command::Join { token, node_name, csr_der, reply }).await?))
     }
 
     type SessionStream = SessionStream;
 
     async fn session(&self, req: Request<Streaming<pb::SessionRequest>>) -> Result<Response<SessionStream>, Status> {
-        let mut inbound = req.into_inner();
+        // With mTLS, no certificate means no session: refuse before reading.
+        if self.identity.is_some() && req.peer_certs().is_none() {
+            return Err(ApiError::Unauthenticated("a node session needs the node's client certificate".into()).into());
+        }
+        // Keep the connection facts (peer certificates) while the stream is consumed.
+        let (meta, ext, mut inbound) = req.into_parts();
+        let req_for_identity = Request::from_parts(meta, ext, ());
         let first = tokio::time::timeout(HELLO_TIMEOUT, inbound.message())
             .await
             .map_err(|_| Status::deadline_exceeded("no hello within 10 s"))??;
@@ -132,11 +190,17 @@ impl NodeService for NodeApi {
             Some(Msg::Hello(h)) => h,
             _ => return Err(ApiError::field("hello", "the first message of a session must be a hello").into()),
         };
+        let (node_id, cert_serial) = self.identify(&req_for_identity, &hello)?;
+        let mut hello = hello;
+        hello.node_id = node_id;
         let (registration, running) = registration(hello)?;
         let node = registration.id.clone();
         let session_id = self.next_session.fetch_add(1, Ordering::Relaxed);
         let (tx, rx) = tokio::sync::mpsc::channel(self.session_queue);
-        self.engine.send(Command::SessionOpen(SessionOpen { session_id, registration, running, tx })).await?;
+        let (admit, admitted) = tokio::sync::oneshot::channel();
+        let open = SessionOpen { session_id, registration, running, tx, cert_serial, reply: admit };
+        self.engine.send(Command::SessionOpen(open)).await?;
+        admitted.await.map_err(super::error::engine_gone)??;
 
         let engine = self.engine.clone();
         let span = info_span!("session", node.id = %node, session = session_id);

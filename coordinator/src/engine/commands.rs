@@ -135,6 +135,19 @@ pub enum Command {
     Status(Reply<pb::GetSystemStatusResponse>),
     /// Stop: flush what is pending and end the engine task.
     Shutdown,
+    /// Store a new join token (its record; the secret is never stored).
+    CreateToken(crate::identity::JoinTokenRecord, Reply<()>),
+    /// A node joins: spend the token, sign its CSR, pre-register it.
+    Join {
+        /// The presented token.
+        token: crate::identity::ParsedToken,
+        /// The name the node asks for.
+        node_name: String,
+        /// Its CSR (DER).
+        csr_der: Vec<u8>,
+        /// Reply.
+        reply: Reply<pb::JoinResponse>,
+    },
 }
 
 impl Engine {
@@ -185,6 +198,8 @@ impl Engine {
             Command::Status(reply) => {
                 let _ = reply.send(Ok(self.system_status(now)));
             }
+            Command::CreateToken(record, reply) => self.create_token(record, reply),
+            Command::Join { token, node_name, csr_der, reply } => self.join(token, node_name, csr_der, reply),
             Command::Shutdown => {
                 // Dropping the senders ends every session's response stream.
                 self.sessions.clear();
@@ -325,6 +340,7 @@ impl Engine {
         self.mark_tasks(changed);
         self.nodes.remove(id);
         self.liveness.forget(id);
+        self.revoke_node(id);
         // Dropping the sender ends the node's session stream.
         self.sessions.remove(id);
         self.pending.nodes.insert(Arc::from(id));

@@ -13,6 +13,7 @@
 //! are published at once; task events are published after their commit.
 
 mod commands;
+mod identity;
 mod queries;
 pub mod session;
 
@@ -55,6 +56,8 @@ pub struct EngineConfig {
     pub ping_interval: Duration,
     /// Capacity of each session's outbound queue; overflow closes the session.
     pub session_queue: usize,
+    /// The CA and lifetimes, when mTLS is on.
+    pub identity: Option<Arc<crate::identity::IdentityContext>>,
 }
 
 impl EngineConfig {
@@ -67,6 +70,7 @@ impl EngineConfig {
             watch_buffer: cfg.watch_buffer,
             ping_interval: Duration::from_secs(10),
             session_queue: 1024,
+            identity: None,
         }
     }
 }
@@ -161,6 +165,7 @@ pub struct Engine {
     epoch: Arc<str>,
     stats: queries::Stats,
     stopping: bool,
+    identity: identity::IdentityBook,
 }
 
 impl Engine {
@@ -197,6 +202,7 @@ impl Engine {
             epoch: epoch.clone(),
             stats: queries::Stats::default(),
             stopping: false,
+            identity: identity::IdentityBook::restore(&snapshot.meta),
             cfg,
         };
         engine.restore(snapshot, now);
@@ -236,6 +242,7 @@ impl Engine {
         let mut next_aggregate = 0;
         let mut next_snapshot = self.started_at;
         let mut next_node_flush = 0;
+        let mut next_prune = self.started_at + 60_000;
         loop {
             tokio::select! {
                 cmd = self.rx.recv() => {
@@ -258,6 +265,10 @@ impl Engine {
                         if now >= next_snapshot {
                             next_snapshot = now + self.cfg.snapshot_interval.as_millis() as u64;
                         }
+                    }
+                    if now >= next_prune {
+                        next_prune = now + 60_000;
+                        self.prune_tokens();
                     }
                     if now >= next_node_flush {
                         next_node_flush = now + 2000;

@@ -193,13 +193,33 @@ impl Engine {
                     ("largest_commit", writer.largest_commit.to_string()),
                 ],
             ),
-            component(
-                "identity",
-                "security",
-                S::Disabled,
-                "insecure dev mode: no mTLS, node identity from hello".into(),
-                [("mode", "insecure-dev".to_string())],
-            ),
+            match &self.cfg.identity {
+                Some(ctx) => {
+                    let (tokens, revoked) = self.identity.counts();
+                    component(
+                        "identity",
+                        "security",
+                        S::Healthy,
+                        format!(
+                            "mTLS; CA of trust domain {}; {tokens} join tokens, {revoked} revoked certificates",
+                            ctx.trust_domain()
+                        ),
+                        [
+                            ("mode", "mtls".to_string()),
+                            ("ca_fingerprint", ctx.ca.fingerprint()),
+                            ("join_tokens", tokens.to_string()),
+                            ("revoked_certificates", revoked.to_string()),
+                        ],
+                    )
+                }
+                None => component(
+                    "identity",
+                    "security",
+                    S::Disabled,
+                    "insecure dev mode: no mTLS, node identity from hello".into(),
+                    [("mode", "insecure-dev".to_string())],
+                ),
+            },
         ];
         components.sort_by(|a, b| (a.category.as_str(), a.name.as_str()).cmp(&(b.category.as_str(), b.name.as_str())));
         let overall = components

@@ -21,6 +21,10 @@ pub struct SessionOpen {
     pub running: Vec<(TaskId, AttemptNo)>,
     /// Where to send messages to the node.
     pub tx: mpsc::Sender<pb::SessionResponse>,
+    /// Serial of the node's client certificate (None in insecure dev mode).
+    pub cert_serial: Option<String>,
+    /// Whether the session was admitted.
+    pub reply: tokio::sync::oneshot::Sender<Result<(), crate::api::ApiError>>,
 }
 
 /// Something that arrived on a session.
@@ -43,6 +47,8 @@ pub enum SessionEventKind {
     Result(TaskId, AttemptNo, Outcome),
     /// Answer to a ping.
     Pong(u64),
+    /// A CSR to renew the node's certificate.
+    Renew(Vec<u8>),
     /// The stream ended or failed.
     Closed,
 }
@@ -50,6 +56,16 @@ pub enum SessionEventKind {
 impl Engine {
     pub(super) fn session_open(&mut self, open: SessionOpen, now: Millis) {
         let id = open.registration.id.clone();
+        if let Some(serial) = &open.cert_serial
+            && self.identity.is_denied(serial)
+        {
+            info!(node.id = %id, serial = %serial, "refused a revoked certificate");
+            let _ = open.reply.send(Err(crate::api::ApiError::PermissionDenied(format!(
+                "the certificate of node {id} was revoked (the node was removed); join again with a new token"
+            ))));
+            return;
+        }
+        let _ = open.reply.send(Ok(()));
         let known = self.nodes.get(&id).is_some();
         self.nodes.register(open.registration, now);
         self.pending.nodes.insert(id.clone());
@@ -114,6 +130,7 @@ impl Engine {
                     self.publish_node(&ev.node);
                 }
             }
+            SessionEventKind::Renew(csr) => self.renew(&ev.node, &csr),
             SessionEventKind::Closed => self.close_session(&ev.node, ev.session_id, now),
         }
     }

@@ -24,12 +24,14 @@
 //! Keys are ECDSA P-256 (see [`CertificateAuthority`] for why).
 
 mod ca;
+mod context;
 mod csr;
 mod denylist;
 mod peer;
 mod tokens;
 
 pub use ca::{CertificateAuthority, DEFAULT_NODE_CERT_TTL, IssuedCert};
+pub use context::IdentityContext;
 pub use denylist::CertDenylist;
 pub use peer::{NodeIdentity, node_identity, spiffe_node_uri};
 pub use tokens::{

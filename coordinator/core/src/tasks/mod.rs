@@ -296,7 +296,9 @@ impl<P> TaskBook<P> {
             return (ResultVerdict::Stale, effects);
         }
         if !task.attempts[i].state.is_active() {
-            if task.accepted_attempt == Some(attempt) {
+            // The node resends a result whose ack it never got: the same
+            // outcome for the same attempt changes nothing and is acked again.
+            if task.accepted_attempt == Some(attempt) || task.attempts[i].state == outcome.kind.attempt_state() {
                 return (ResultVerdict::Duplicate, effects);
             }
             let a = &mut task.attempts[i];

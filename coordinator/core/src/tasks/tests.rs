@@ -122,6 +122,9 @@ fn failure_retries_then_fails_with_the_reason() {
     assert!(matches!(&eff[..], [Effect::Assign { attempt: 2, .. }]), "a new attempt number: {eff:?}");
     w.book.attempt_finished(&mut w.nodes, "n0", &t, 2, failed(), 4);
     assert_eq!(w.state(&t), TaskState::Failed);
+    // A resent failure (lost ack) is a duplicate, not a late result.
+    assert_eq!(w.book.attempt_finished(&mut w.nodes, "n0", &t, 2, failed(), 5).0, ResultVerdict::Duplicate);
+    assert_eq!(w.book.get(&t).unwrap().attempts[1].late_result, None);
     assert!(w.book.get(&t).unwrap().error.contains("boom"));
     assert_eq!(w.nodes.get("n0").unwrap().failed_tasks, 2);
 }

@@ -1,0 +1,547 @@
+//! The agent's one session with the coordinator, and everything it owns: the
+//! attempts running, the results not yet acknowledged, heartbeats, reconnects.
+//!
+//! One task (the [`Agent`] loop) owns all of it; each running attempt is a
+//! spawned task that reports progress and its end over a bounded channel.
+//! While no session is open the loop keeps collecting finished attempts and
+//! persists their results, so work goes on through a coordinator outage and
+//! the results are delivered — once acknowledged, forgotten — when a session
+//! is back.
+//!
+//! Identity is whatever [`Identity`] says (today from config, insecure mode);
+//! the transport is the [`Transport`] seam. Neither is assumed here.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use fog_proto::v1::node_service_client::NodeServiceClient;
+use fog_proto::v1::session_request::Msg as Up;
+use fog_proto::v1::session_response::Msg as Down;
+use fog_proto::v1::{
+    Assignment, AttemptOutcome, AttemptRef, Heartbeat, Hello, Label, Location, NodeType, Pong, Resources,
+    SessionRequest, SessionResponse, TaskResult, TaskUpdate,
+};
+use futures::StreamExt;
+use rand::Rng;
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+use tokio::time::{Instant, sleep_until};
+use tokio_stream::wrappers::ReceiverStream;
+use tokio_util::sync::CancellationToken;
+use tracing::{Instrument, debug, info, info_span, warn};
+
+use crate::exec::{Execution, Executor};
+use crate::metrics::Sampler;
+use crate::state::{AttemptKey, LocalState, key_of};
+use crate::transport::Transport;
+
+/// Who the node says it is in its hello.
+#[derive(Clone, Debug)]
+pub struct Identity {
+    /// Node id (insecure mode: the identity itself; with mTLS it must match the certificate).
+    pub node_id: String,
+    /// Human-friendly name.
+    pub name: String,
+    /// Kind of device.
+    pub node_type: NodeType,
+    /// What it offers.
+    pub capacity: Resources,
+    /// Where it is.
+    pub location: Location,
+    /// Node labels.
+    pub labels: Vec<(String, String)>,
+    /// Onion routing capability.
+    pub supports_onion_routing: bool,
+}
+
+/// How the session behaves on the wire.
+#[derive(Clone, Debug)]
+pub struct SessionSettings {
+    /// Coordinator addresses, tried in turn.
+    pub coordinators: Vec<String>,
+    /// How to reach them.
+    pub transport: Transport,
+    /// The n-th consecutive reconnect waits a random time in
+    /// `[0, min(reconnect_max, reconnect_min * 2^n)]` (full jitter).
+    pub reconnect_min: Duration,
+    /// Cap of one reconnect wait.
+    pub reconnect_max: Duration,
+    /// How long to wait for `Welcome` after the hello.
+    pub welcome_timeout: Duration,
+    /// Heartbeat interval until the coordinator sets one.
+    pub default_heartbeat: Duration,
+}
+
+/// What an attempt task tells the loop.
+enum Event {
+    Progress(AttemptKey, f64),
+    Finished(AttemptKey, Execution),
+}
+
+struct Running {
+    cancel: CancellationToken,
+    /// The coordinator no longer wants it (or the agent is stopping): its end
+    /// is not reported.
+    discard: bool,
+    _task: JoinHandle<()>,
+}
+
+/// Why a session ended.
+enum SessionEnd {
+    Shutdown,
+    Lost { welcomed: bool, why: String },
+}
+
+fn lost(welcomed: bool, why: impl Into<String>) -> SessionEnd {
+    SessionEnd::Lost { welcomed, why: why.into() }
+}
+
+/// The sending half of a session. A failed send means the stream is gone.
+struct Outbox {
+    tx: mpsc::Sender<SessionRequest>,
+}
+
+impl Outbox {
+    async fn send(&self, msg: Up) -> Result<(), SessionEnd> {
+        self.tx.send(SessionRequest { msg: Some(msg) }).await.map_err(|_| lost(true, "request stream closed"))
+    }
+}
+
+fn attempt_ref(key: &AttemptKey) -> AttemptRef {
+    AttemptRef { task_id: key.0.clone(), attempt: key.1 }
+}
+
+fn key_from(a: Option<&AttemptRef>) -> AttemptKey {
+    a.map(|a| (a.task_id.clone(), a.attempt)).unwrap_or_default()
+}
+
+fn result_of(key: &AttemptKey, e: &Execution) -> TaskResult {
+    TaskResult {
+        attempt: Some(attempt_ref(key)),
+        outcome: e.outcome as i32,
+        exit_code: e.exit_code,
+        output: Some(e.output()),
+        error: e.error.clone(),
+    }
+}
+
+/// ±10 % jitter, so a fleet restarted at once does not beat in lockstep.
+fn jittered(d: Duration) -> Duration {
+    d.mul_f64(rand::rng().random_range(0.9..=1.1))
+}
+
+/// The agent: session, attempts, results.
+pub struct Agent {
+    id: Identity,
+    settings: SessionSettings,
+    state: LocalState,
+    executor: Arc<Executor>,
+    sampler: Sampler,
+    running: HashMap<AttemptKey, Running>,
+    /// Results kept (and persisted) until the coordinator acknowledges them.
+    unacked: BTreeMap<AttemptKey, TaskResult>,
+    events_tx: mpsc::Sender<Event>,
+    events: mpsc::Receiver<Event>,
+    draining: bool,
+    heartbeat_every: Duration,
+    shutdown: CancellationToken,
+    next_addr: usize,
+}
+
+impl std::fmt::Debug for Agent {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Agent").field("node_id", &self.id.node_id).finish_non_exhaustive()
+    }
+}
+
+impl Agent {
+    /// An agent that will resend `unacked` (recovered from `state`) after its
+    /// first welcome.
+    pub fn new(
+        id: Identity,
+        settings: SessionSettings,
+        state: LocalState,
+        unacked: Vec<TaskResult>,
+        executor: Executor,
+        sampler: Sampler,
+        shutdown: CancellationToken,
+    ) -> Agent {
+        let (events_tx, events) = mpsc::channel(256);
+        let heartbeat_every = settings.default_heartbeat;
+        Agent {
+            id,
+            settings,
+            state,
+            executor: Arc::new(executor),
+            sampler,
+            running: HashMap::new(),
+            unacked: unacked.into_iter().map(|r| (key_of(&r), r)).collect(),
+            events_tx,
+            events,
+            draining: false,
+            heartbeat_every,
+            shutdown,
+            next_addr: 0,
+        }
+    }
+
+    /// Runs until `shutdown` fires: sessions, reconnects with backoff across
+    /// the coordinator list, then stops running attempts.
+    pub async fn run(mut self) {
+        let span = info_span!("agent", node.id = %self.id.node_id);
+        async move {
+            let mut retries: u32 = 0;
+            loop {
+                let n = self.settings.coordinators.len().max(1);
+                let addr = self.settings.coordinators[self.next_addr % n].clone();
+                match self.session(&addr).await {
+                    SessionEnd::Shutdown => break,
+                    SessionEnd::Lost { welcomed, why } => {
+                        if welcomed {
+                            retries = 0;
+                            info!(coordinator = %addr, why = %why, "session lost");
+                        } else {
+                            // Unreachable or unwelcoming: the next try goes to the next address.
+                            self.next_addr = self.next_addr.wrapping_add(1);
+                            debug!(coordinator = %addr, retries, why = %why, "no session");
+                        }
+                    }
+                }
+                let s = &self.settings;
+                let ceiling = s.reconnect_min.saturating_mul(1u32 << retries.min(16)).min(s.reconnect_max);
+                let wait = ceiling.mul_f64(rand::rng().random_range(0.0..=1.0));
+                retries = retries.saturating_add(1);
+                if self.pump(tokio::time::sleep(wait)).await.is_none() {
+                    break;
+                }
+            }
+            self.stop_running().await;
+        }
+        .instrument(span)
+        .await
+    }
+
+    /// Stopping: running attempts are stopped and not reported; their
+    /// `.assigned` records stay, so the next start forgets them and the
+    /// coordinator re-queues them.
+    async fn stop_running(&mut self) {
+        for r in self.running.values_mut() {
+            r.discard = true;
+            r.cancel.cancel();
+        }
+        let deadline = Instant::now() + self.executor.kill_grace + Duration::from_secs(2);
+        while !self.running.is_empty() {
+            tokio::select! {
+                Some(Event::Finished(key, _)) = self.events.recv() => { self.running.remove(&key); }
+                _ = sleep_until(deadline) => break,
+            }
+        }
+        info!(left = self.running.len(), "stopped");
+    }
+
+    /// Polls `fut` while handling attempt events (no session: results are only
+    /// persisted). `None` if shutdown fired first.
+    async fn pump<F: Future>(&mut self, fut: F) -> Option<F::Output> {
+        tokio::pin!(fut);
+        loop {
+            tokio::select! {
+                r = &mut fut => return Some(r),
+                Some(ev) = self.events.recv() => { self.on_event(ev); }
+                _ = self.shutdown.cancelled() => return None,
+            }
+        }
+    }
+
+    /// Applies an attempt event; returns what a live session should send.
+    fn on_event(&mut self, ev: Event) -> Option<Up> {
+        match ev {
+            Event::Progress(key, p) => {
+                let r = self.running.get(&key)?;
+                (!r.discard).then(|| {
+                    Up::TaskUpdate(TaskUpdate { attempt: Some(attempt_ref(&key)), running: true, progress: p })
+                })
+            }
+            Event::Finished(key, exec) => {
+                let r = self.running.remove(&key)?;
+                if r.discard {
+                    if let Err(e) = self.state.forget(&key) {
+                        warn!(error = %e, "could not forget a discarded attempt");
+                    }
+                    debug!(task.id = %key.0, attempt = key.1, "discarded attempt ended");
+                    return None;
+                }
+                info!(task.id = %key.0, attempt = key.1, outcome = ?exec.outcome, exit_code = exec.exit_code, "attempt finished");
+                Some(Up::TaskResult(self.keep_result(&key, &exec)))
+            }
+        }
+    }
+
+    /// Persists and remembers a result until it is acknowledged.
+    fn keep_result(&mut self, key: &AttemptKey, exec: &Execution) -> TaskResult {
+        let result = result_of(key, exec);
+        if let Err(e) = self.state.record_result(&result) {
+            // Still sent from memory; only a crash before the ack would lose it.
+            warn!(task.id = %key.0, error = %e, "could not persist a result");
+        }
+        self.unacked.insert(key.clone(), result.clone());
+        result
+    }
+
+    fn live_attempts(&self) -> impl Iterator<Item = AttemptRef> + '_ {
+        self.running.iter().filter(|(_, r)| !r.discard).map(|(k, _)| attempt_ref(k))
+    }
+
+    fn hello(&self) -> Hello {
+        let mut running: Vec<AttemptRef> = self.live_attempts().collect();
+        running.extend(self.unacked.keys().map(attempt_ref));
+        Hello {
+            node_id: self.id.node_id.clone(),
+            name: self.id.name.clone(),
+            node_type: self.id.node_type as i32,
+            capacity: Some(self.id.capacity),
+            location: Some(self.id.location.clone()),
+            labels: self.id.labels.iter().map(|(k, v)| Label { key: k.clone(), value: v.clone() }).collect(),
+            agent_version: concat!("fog-agent/", env!("CARGO_PKG_VERSION")).to_string(),
+            supports_onion_routing: self.id.supports_onion_routing,
+            running,
+        }
+    }
+
+    fn heartbeat(&mut self, sequence: u64) -> Heartbeat {
+        let mut hb = Heartbeat { sequence, ..Default::default() };
+        self.sampler.sample().fill(&mut hb);
+        hb.running = self.live_attempts().collect();
+        hb
+    }
+
+    /// One session, from connecting to losing it.
+    async fn session(&mut self, addr: &str) -> SessionEnd {
+        let transport = self.settings.transport.clone();
+        let channel = match self.pump(transport.connect(addr)).await {
+            None => return SessionEnd::Shutdown,
+            Some(Err(e)) => return lost(false, e.to_string()),
+            Some(Ok(c)) => c,
+        };
+        let (tx, rx) = mpsc::channel(64);
+        let out = Outbox { tx };
+        if out.send(Up::Hello(self.hello())).await.is_err() {
+            return lost(false, "request stream closed");
+        }
+        let mut client = NodeServiceClient::new(channel);
+        let welcome_deadline = Instant::now() + self.settings.welcome_timeout;
+        let call = client.session(ReceiverStream::new(rx));
+        let opened = match self.pump(tokio::time::timeout_at(welcome_deadline, call)).await {
+            None => return SessionEnd::Shutdown,
+            Some(Err(_)) => return lost(false, "no response to hello"),
+            Some(Ok(r)) => r,
+        };
+        let mut inbound = match opened {
+            Ok(response) => response.into_inner(),
+            Err(status) => return lost(false, format!("{:?}: {}", status.code(), status.message())),
+        };
+
+        let mut welcomed = false;
+        let mut sequence = 0u64;
+        let heartbeat = sleep_until(welcome_deadline);
+        tokio::pin!(heartbeat);
+        let why: String = loop {
+            tokio::select! {
+                msg = inbound.next() => {
+                    let msg = match msg {
+                        Some(Ok(SessionResponse { msg: Some(m) })) => m,
+                        Some(Ok(SessionResponse { msg: None })) => continue,
+                        Some(Err(status)) => break format!("{:?}: {}", status.code(), status.message()),
+                        None => break "stream ended by coordinator".into(),
+                    };
+                    let welcome = matches!(msg, Down::Welcome(_));
+                    if !welcomed && !welcome {
+                        debug!("message before welcome ignored");
+                        continue;
+                    }
+                    if welcome && welcomed {
+                        continue;
+                    }
+                    let before = self.heartbeat_every;
+                    if let Err(end) = self.on_message(msg, &out).await {
+                        return end;
+                    }
+                    if welcome {
+                        welcomed = true;
+                        info!(coordinator = %addr, "session open");
+                        // Beat at once: the coordinator sees the node live right away.
+                        heartbeat.as_mut().reset(Instant::now());
+                    } else if before != self.heartbeat_every {
+                        heartbeat.as_mut().reset(Instant::now() + jittered(self.heartbeat_every));
+                    }
+                }
+                _ = &mut heartbeat => {
+                    if !welcomed {
+                        break "no welcome in time".into();
+                    }
+                    heartbeat.as_mut().reset(Instant::now() + jittered(self.heartbeat_every));
+                    sequence += 1;
+                    let hb = self.heartbeat(sequence);
+                    if let Err(end) = out.send(Up::Heartbeat(hb)).await {
+                        return end;
+                    }
+                }
+                Some(ev) = self.events.recv() => {
+                    if let Some(up) = self.on_event(ev)
+                        && welcomed
+                        && let Err(end) = out.send(up).await
+                    {
+                        return end;
+                    }
+                }
+                _ = self.shutdown.cancelled() => return SessionEnd::Shutdown,
+            }
+        };
+        lost(welcomed, why)
+    }
+
+    async fn resend_unacked(&mut self, out: &Outbox) -> Result<(), SessionEnd> {
+        let pending: Vec<TaskResult> = self.unacked.values().cloned().collect();
+        if !pending.is_empty() {
+            info!(results = pending.len(), "resending unacknowledged results");
+        }
+        for result in pending {
+            out.send(Up::TaskResult(result)).await?;
+        }
+        Ok(())
+    }
+
+    async fn on_message(&mut self, msg: Down, out: &Outbox) -> Result<(), SessionEnd> {
+        match msg {
+            Down::Welcome(w) => {
+                self.draining = false;
+                self.set_interval(w.config.map(|c| c.heartbeat_interval_ms).unwrap_or(0));
+                for gone in &w.cancel {
+                    let key = key_from(Some(gone));
+                    if let Some(r) = self.running.get_mut(&key) {
+                        r.discard = true;
+                        r.cancel.cancel();
+                    }
+                    if self.unacked.remove(&key).is_some()
+                        && let Err(e) = self.state.forget(&key)
+                    {
+                        warn!(error = %e, "could not forget a cancelled result");
+                    }
+                }
+                debug!(session.id = %w.session_id, cancelled = w.cancel.len(), "welcomed");
+                self.resend_unacked(out).await?;
+            }
+            Down::Config(c) => self.set_interval(c.heartbeat_interval_ms),
+            Down::Assignment(a) => self.on_assignment(a, out).await?,
+            Down::Cancellation(c) => {
+                let key = key_from(c.attempt.as_ref());
+                if let Some(r) = self.running.get(&key) {
+                    // The result (CANCELLED) is sent once the work has really stopped.
+                    info!(task.id = %key.0, attempt = key.1, reason = %c.reason, "cancelling attempt");
+                    r.cancel.cancel();
+                } else if let Some(result) = self.unacked.get(&key).cloned() {
+                    out.send(Up::TaskResult(result)).await?;
+                }
+            }
+            Down::Drain(d) => {
+                info!(reason = %d.reason, "draining: running tasks finish, new ones are refused");
+                self.draining = true;
+            }
+            Down::ResultAck(ack) => {
+                let key = key_from(ack.attempt.as_ref());
+                if self.unacked.remove(&key).is_some() {
+                    debug!(task.id = %key.0, attempt = key.1, accepted = ack.accepted, "result acknowledged");
+                    if let Err(e) = self.state.forget(&key) {
+                        warn!(error = %e, "could not forget an acknowledged result");
+                    }
+                }
+            }
+            Down::Ping(p) => out.send(Up::Pong(Pong { nonce: p.nonce })).await?,
+            // Certificates come with mTLS (not in this build).
+            Down::CertificateRenewed(_) => {}
+        }
+        Ok(())
+    }
+
+    fn set_interval(&mut self, ms: u32) {
+        self.heartbeat_every =
+            if ms == 0 { self.settings.default_heartbeat } else { Duration::from_millis(u64::from(ms)) };
+    }
+
+    async fn on_assignment(&mut self, a: Assignment, out: &Outbox) -> Result<(), SessionEnd> {
+        let key = key_from(a.attempt.as_ref());
+        if self.running.contains_key(&key) {
+            return Ok(()); // a duplicate: it is already running
+        }
+        if let Some(result) = self.unacked.get(&key).cloned() {
+            return out.send(Up::TaskResult(result)).await;
+        }
+        if self.draining {
+            let result = self.keep_result(&key, &Execution::ended(AttemptOutcome::Refused, "node is draining"));
+            return out.send(Up::TaskResult(result)).await;
+        }
+        if let Err(e) = self.state.record_assigned(&key, &a) {
+            let exec = Execution::ended(AttemptOutcome::Failed, format!("agent could not persist the attempt: {e}"));
+            let result = self.keep_result(&key, &exec);
+            return out.send(Up::TaskResult(result)).await;
+        }
+        out.send(Up::TaskUpdate(TaskUpdate { attempt: Some(attempt_ref(&key)), running: true, progress: 0.0 })).await?;
+        let spec = a.spec.unwrap_or_default();
+        let deadline = attempt_deadline(a.deadline, spec.timeout_ms);
+        let cancel = CancellationToken::new();
+        let executor = self.executor.clone();
+        let events = self.events_tx.clone();
+        let (key2, token) = (key.clone(), cancel.clone());
+        let span = info_span!("attempt", task.id = %key.0, attempt = key.1);
+        info!(task.id = %key.0, attempt = key.1, "attempt started");
+        let task = tokio::spawn(
+            async move {
+                let (ptx, mut prx) = mpsc::channel(4);
+                let exec = {
+                    let work = executor.run(&key2.0, key2.1, &spec, deadline, token, ptx);
+                    tokio::pin!(work);
+                    loop {
+                        tokio::select! {
+                            e = &mut work => break e,
+                            Some(p) = prx.recv() => { let _ = events.try_send(Event::Progress(key2.clone(), p)); }
+                        }
+                    }
+                };
+                // A failed send means the agent is gone; nothing to report to.
+                let _ = events.send(Event::Finished(key2, exec)).await;
+            }
+            .instrument(span),
+        );
+        self.running.insert(key, Running { cancel, discard: false, _task: task });
+        Ok(())
+    }
+}
+
+/// When an attempt must be done: the earlier of the assignment's deadline and
+/// the task's timeout from now (0 means the contract's default of 300,000 ms).
+fn attempt_deadline(deadline: Option<prost_types::Timestamp>, timeout_ms: u64) -> Instant {
+    let now = Instant::now();
+    let ms = if timeout_ms == 0 { 300_000 } else { timeout_ms };
+    let by_timeout = now + Duration::from_millis(ms);
+    match deadline.and_then(|t| SystemTime::try_from(t).ok()) {
+        Some(at) => by_timeout.min(now + at.duration_since(SystemTime::now()).unwrap_or(Duration::ZERO)),
+        None => by_timeout,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn deadline_is_the_earlier_of_both() {
+        let now = Instant::now();
+        let soon = SystemTime::now() + Duration::from_secs(2);
+        let d = attempt_deadline(Some(soon.into()), 60_000);
+        assert!(d <= now + Duration::from_secs(3) && d >= now + Duration::from_secs(1));
+        let d = attempt_deadline(Some((SystemTime::now() + Duration::from_secs(600)).into()), 500);
+        assert!(d <= Instant::now() + Duration::from_millis(600));
+        let d = attempt_deadline(None, 0);
+        assert!(d >= now + Duration::from_secs(299));
+    }
+}
