@@ -17,6 +17,7 @@ use fog_proto::v1 as pb;
 use serde::Deserialize;
 
 use crate::exec::ExecPolicy;
+use crate::identity::Credentials;
 use crate::transport::Transport;
 
 /// Exit code for bad configuration (EX_USAGE).
@@ -35,11 +36,13 @@ fn err<T>(msg: impl Into<String>) -> Result<T, ConfigError> {
 #[derive(Args, Clone, Debug, Default, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, rename_all = "snake_case")]
 pub struct Layer {
-    /// Coordinator address(es), host:port or http://host:port; repeat or comma-separate.
-    /// Tried in turn on reconnect. [env: FOG_AGENT_COORDINATORS]
+    /// Coordinator address(es), host:port or https://host:port (http:// with
+    /// --insecure); repeat or comma-separate. Tried in turn on reconnect.
+    /// Default with mTLS: the one joined. [env: FOG_AGENT_COORDINATORS]
     #[arg(long = "coordinator", value_delimiter = ',')]
     pub coordinators: Option<Vec<String>>,
-    /// This node's id (a-z 0-9 -, at most 63). [env: FOG_AGENT_NODE_ID]
+    /// This node's id (a-z 0-9 -, at most 63); with mTLS it comes from the
+    /// certificate (if set, it must match). [env: FOG_AGENT_NODE_ID]
     #[arg(long)]
     pub node_id: Option<String>,
     /// Human-friendly name (default: the node id). [env: FOG_AGENT_NAME]
@@ -91,7 +94,8 @@ pub struct Layer {
     #[arg(long, num_args = 0..=1, default_missing_value = "true")]
     pub dev: Option<bool>,
     /// Plaintext to the coordinator, identity from the hello (the coordinator
-    /// must run with --insecure-dev). Required in this build. [env: FOG_AGENT_INSECURE]
+    /// must run with --insecure-dev). Default: mTLS with the certificate from
+    /// `fog-agent join` in the state dir. [env: FOG_AGENT_INSECURE]
     #[arg(long, num_args = 0..=1, default_missing_value = "true")]
     pub insecure: Option<bool>,
     /// Root of sysfs, for battery and temperature (default /sys). [env: FOG_AGENT_SYSFS_ROOT]
@@ -264,6 +268,8 @@ pub struct AgentConfig {
     pub supports_onion_routing: bool,
     /// State directory.
     pub state_dir: PathBuf,
+    /// The node's key, certificate and CA (mTLS); None in insecure mode.
+    pub credentials: Option<Credentials>,
     /// Exec policy.
     pub policy: ExecPolicy,
     /// Dev mode.
@@ -307,28 +313,60 @@ fn node_type(s: &str) -> Result<pb::NodeType, ConfigError> {
 impl AgentConfig {
     /// Validates a merged layer completely.
     pub fn from_layer(l: Layer) -> Result<AgentConfig, ConfigError> {
-        let transport = match l.insecure {
-            Some(true) => Transport::Plaintext { connect_timeout: Duration::from_secs(5) },
-            _ => {
-                return err("mTLS is not available in this build yet: run with --insecure (FOG_AGENT_INSECURE=true) \
-                     against a coordinator started with --insecure-dev");
-            }
+        let state_dir = l.state_dir.unwrap_or_else(|| PathBuf::from("/var/lib/fog-agent"));
+        let insecure = l.insecure.unwrap_or(false);
+        let credentials = if insecure {
+            None
+        } else if Credentials::exist(&state_dir) {
+            Some(Credentials::load(&state_dir).map_err(|e| ConfigError(format!("node credentials: {e}")))?)
+        } else {
+            return err(format!(
+                "no node certificate in {}: run `fog-agent join --token … --coordinator https://…` first \
+                 (or, for dev, --insecure against a coordinator started with --insecure-dev)",
+                state_dir.display()
+            ));
         };
-        let coordinators: Vec<String> = l
+        let transport = match &credentials {
+            None => Transport::Plaintext { connect_timeout: Duration::from_secs(5) },
+            Some(c) => Transport::Tls {
+                ca: c.ca_pem.clone(),
+                cert: c.cert_pem.clone(),
+                key: c.key_pem.clone(),
+                connect_timeout: Duration::from_secs(5),
+            },
+        };
+        let mut coordinators: Vec<String> = l
             .coordinators
             .unwrap_or_default()
             .into_iter()
             .map(|s| s.trim().to_string())
             .filter(|s| !s.is_empty())
             .collect();
+        if coordinators.is_empty()
+            && let Some(joined) = credentials.as_ref().and_then(|c| c.coordinator.clone())
+        {
+            coordinators.push(joined);
+        }
         if coordinators.is_empty() {
             return err("no coordinator address: set --coordinator (FOG_AGENT_COORDINATORS)");
         }
         for a in &coordinators {
             transport.check_address(a).map_err(|e| ConfigError(e.to_string()))?;
         }
-        let Some(node_id) = l.node_id else {
-            return err("no node id: set --node-id (FOG_AGENT_NODE_ID); in insecure mode it is the node's identity");
+        let node_id = match (&credentials, l.node_id) {
+            (Some(c), Some(id)) if id != c.node_id => {
+                return err(format!(
+                    "node id {id:?} differs from the certificate's ({:?}); with mTLS the certificate is the identity",
+                    c.node_id
+                ));
+            }
+            (Some(c), _) => c.node_id.clone(),
+            (None, Some(id)) => id,
+            (None, None) => {
+                return err(
+                    "no node id: set --node-id (FOG_AGENT_NODE_ID); in insecure mode it is the node's identity",
+                );
+            }
         };
         validate_id(&node_id).map_err(|e| ConfigError(format!("node id {node_id:?}: {e}")))?;
         let name = l.name.unwrap_or_else(|| node_id.clone());
@@ -398,7 +436,8 @@ impl AgentConfig {
             labels,
             capacity,
             supports_onion_routing: l.supports_onion_routing.unwrap_or(false),
-            state_dir: l.state_dir.unwrap_or_else(|| PathBuf::from("/var/lib/fog-agent")),
+            state_dir,
+            credentials,
             policy,
             dev,
             sysfs_root: l.sysfs_root.unwrap_or_else(|| PathBuf::from("/sys")),
@@ -557,5 +596,31 @@ mod tests {
             c.capacity.apply(detected),
             pb::Resources { cpu_millis: 1500, memory_mb: 4096, storage_mb: 100, gpus: 1 }
         );
+    }
+
+    #[test]
+    fn mtls_is_the_default_and_takes_the_identity_from_the_state_dir() {
+        use crate::identity::{CA_FILE, CERT_FILE, COORDINATOR_FILE, KEY_FILE, cert_pem, write_private};
+        let dir = tempfile::tempdir().unwrap();
+        let sd = dir.path().to_str().unwrap().to_string();
+        let none = AgentConfig::load(flags(&["--state-dir", &sd]), None, env(&[])).unwrap_err().0;
+        assert!(none.contains("fog-agent join") && none.contains("--insecure"), "{none}");
+        let key = rcgen::KeyPair::generate().unwrap();
+        let mut p = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+        p.subject_alt_names = vec![rcgen::SanType::URI("spiffe://fog.local/node/edge-9".try_into().unwrap())];
+        let der = p.self_signed(&key).unwrap().der().to_vec();
+        write_private(dir.path(), KEY_FILE, key.serialize_pem().as_bytes()).unwrap();
+        write_private(dir.path(), CA_FILE, cert_pem(&der).as_bytes()).unwrap();
+        write_private(dir.path(), COORDINATOR_FILE, b"https://127.0.0.1:7443\n").unwrap();
+        write_private(dir.path(), CERT_FILE, cert_pem(&der).as_bytes()).unwrap();
+        let c = AgentConfig::load(flags(&["--state-dir", &sd]), None, env(&[])).unwrap();
+        assert_eq!(c.node_id, "edge-9");
+        assert_eq!(c.coordinators, ["https://127.0.0.1:7443"], "the joined coordinator by default");
+        assert!(matches!(c.transport, Transport::Tls { .. }));
+        assert!(!format!("{c:?}").contains("PRIVATE KEY"), "Debug never shows the key");
+        let other = AgentConfig::load(flags(&["--state-dir", &sd, "--node-id", "edge-1"]), None, env(&[]));
+        assert!(other.unwrap_err().0.contains("certificate"));
+        let plain = AgentConfig::load(flags(&["--state-dir", &sd, "--coordinator", "http://h:1"]), None, env(&[]));
+        assert!(plain.unwrap_err().0.contains("https"));
     }
 }

@@ -35,9 +35,11 @@ pub const NODE_ID_FILE: &str = "node-id";
 /// The coordinator address used at join.
 pub const COORDINATOR_FILE: &str = "coordinator";
 
-/// Test knob: renew at this fraction of the certificate's lifetime instead of
-/// a random 70–90 %. Certificates live at least 10 minutes, so tests that
-/// want to see a rotation set e.g. `0.005` (3 s of a 10 min certificate).
+/// Test knob: renew at this fraction of the certificate's validity
+/// (`not_before`…`not_after`) instead of a random 70–90 %. Node certificates
+/// live at least 10 minutes and the coordinator backdates `not_before` by
+/// 5 minutes, so a test that wants a rotation a few seconds after issue with
+/// `--node-cert-ttl 10m` sets `0.34` (306 s of 900 s: 6 s after issue).
 pub const RENEW_AT_FRACTION_ENV: &str = "FOG_AGENT_RENEW_AT_FRACTION";
 
 /// A join token taken apart: `FOG1<64-hex CA SHA-256>::<16-hex id>.<64-hex secret>`.
@@ -98,7 +100,8 @@ pub fn csr_for(key: &rcgen::KeyPair) -> Result<Vec<u8>, String> {
 
 /// DER → PEM certificate.
 pub fn cert_pem(der: &[u8]) -> String {
-    pem::encode(&pem::Pem::new("CERTIFICATE", der.to_vec()))
+    let config = pem::EncodeConfig::new().set_line_ending(pem::LineEnding::LF);
+    pem::encode_config(&pem::Pem::new("CERTIFICATE", der.to_vec()), config)
 }
 
 /// PEM certificate → DER.
@@ -292,8 +295,7 @@ mod tests {
 
     fn self_signed(key: &rcgen::KeyPair, node: &str, days: i64) -> Vec<u8> {
         let mut p = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
-        p.subject_alt_names =
-            vec![rcgen::SanType::URI(format!("spiffe://fog.local/node/{node}").try_into().unwrap())];
+        p.subject_alt_names = vec![rcgen::SanType::URI(format!("spiffe://fog.local/node/{node}").try_into().unwrap())];
         let now = time::OffsetDateTime::now_utc();
         p.not_before = now;
         p.not_after = now + time::Duration::days(days);

@@ -7,10 +7,14 @@
 //! (the seam where mTLS plugs in; plaintext only in this build), [`session`]
 //! (hello, heartbeats, reconnect, assignments, acks), [`exec`] (built-ins and
 //! processes), [`metrics`] (procfs/sysfs readings, power mode), [`state`]
-//! (crash-safe local records). Not here yet: join tokens, keys, certificates.
+//! (crash-safe local records), [`identity`] (token, keys, certificates,
+//! renewal schedule) and [`join`] (pinning the coordinator by the token's CA
+//! fingerprint, then `Join`).
 
 pub mod config;
 pub mod exec;
+pub mod identity;
+pub mod join;
 pub mod metrics;
 pub mod session;
 pub mod state;
@@ -55,7 +59,9 @@ pub async fn run(cfg: AgentConfig, shutdown: CancellationToken) -> Result<(), Ag
     if cfg.policy == ExecPolicy::AllowAll {
         warn!("dev mode: exec tasks may run ANY command on this device");
     }
-    warn!("insecure mode: plaintext session, node identity taken from the hello");
+    if cfg.credentials.is_none() {
+        warn!("insecure mode: plaintext session, node identity taken from the hello");
+    }
     let sampler = Sampler::new(Sources {
         proc_root: cfg.procfs_root.clone(),
         sys_root: cfg.sysfs_root.clone(),
@@ -81,6 +87,10 @@ pub async fn run(cfg: AgentConfig, shutdown: CancellationToken) -> Result<(), Ag
     };
     let executor =
         Executor { policy: cfg.policy.clone(), work_root: cfg.state_dir.join("work"), kill_grace: cfg.kill_grace };
-    Agent::new(identity, settings, state, recovered.unacked, executor, sampler, shutdown).run().await;
+    let mut agent = Agent::new(identity, settings, state, recovered.unacked, executor, sampler, shutdown);
+    if let Some(creds) = cfg.credentials.clone() {
+        agent = agent.with_credentials(creds, cfg.state_dir.clone(), crate::identity::renew_fraction_from_env());
+    }
+    agent.run().await;
     Ok(())
 }

@@ -4,13 +4,13 @@
 
 use std::path::PathBuf;
 
+use std::time::Duration;
+
 use clap::{Parser, Subcommand};
 use fog_agent::config::{AgentConfig, EXIT_CONFIG, Layer};
+use fog_agent::join::JoinArgs;
 use tokio_util::sync::CancellationToken;
 use tracing_subscriber::EnvFilter;
-
-/// EX_UNAVAILABLE: the feature exists in the CLI but not in this build.
-const EXIT_UNAVAILABLE: i32 = 69;
 
 /// The Fogplane node agent. Every setting can also come from a TOML file
 /// (--config, keys as the long flags with underscores) or a `FOG_AGENT_*`
@@ -32,14 +32,22 @@ enum Command {
         #[command(flatten)]
         layer: Box<Layer>,
     },
-    /// Exchange a join token for a certificate (not available in this build yet).
+    /// Exchange a one-time join token for a certificate: the key pair is
+    /// generated here and never leaves the state dir; the coordinator is
+    /// trusted only if it presents the CA whose fingerprint the token carries.
     Join {
-        /// The join token.
-        #[arg(long)]
+        /// The join token (FOG1…). [env: FOG_AGENT_TOKEN]
+        #[arg(long, env = "FOG_AGENT_TOKEN", hide_env_values = true)]
         token: String,
-        /// Coordinator address.
-        #[arg(long)]
+        /// Coordinator address, https://host:port. [env: FOG_AGENT_COORDINATOR]
+        #[arg(long, env = "FOG_AGENT_COORDINATOR")]
         coordinator: String,
+        /// The node name to join under (default: the token's, or one the coordinator picks). [env: FOG_AGENT_NAME]
+        #[arg(long, env = "FOG_AGENT_NAME")]
+        name: Option<String>,
+        /// State directory (created 0700). [env: FOG_AGENT_STATE_DIR]
+        #[arg(long, env = "FOG_AGENT_STATE_DIR", default_value = "/var/lib/fog-agent")]
+        state_dir: PathBuf,
     },
 }
 
@@ -54,12 +62,20 @@ fn main() {
     };
     let (config, layer) = match cli.command {
         Command::Run { config, layer } => (config, layer),
-        Command::Join { .. } => {
-            eprintln!(
-                "fog-agent: join is not available in this build yet (mTLS and join tokens are being wired); \
-                 run `fog-agent run --insecure` against a coordinator started with --insecure-dev"
-            );
-            std::process::exit(EXIT_UNAVAILABLE);
+        Command::Join { token, coordinator, name, state_dir } => {
+            let args = JoinArgs { token, coordinator, name, state_dir, timeout: Duration::from_secs(10) };
+            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("tokio runtime");
+            match rt.block_on(fog_agent::join::join(&args)) {
+                Ok(node_id) => {
+                    println!("{node_id}");
+                    eprintln!("fog-agent: joined as node {node_id}; credentials in {}", args.state_dir.display());
+                    std::process::exit(0);
+                }
+                Err(e) => {
+                    eprintln!("fog-agent: join failed: {e}");
+                    std::process::exit(1);
+                }
+            }
         }
     };
     let config = config.or_else(|| std::env::var_os("FOG_AGENT_CONFIG").map(PathBuf::from));
@@ -70,7 +86,10 @@ fn main() {
             std::process::exit(EXIT_CONFIG);
         }
     };
-    tracing_subscriber::fmt().with_env_filter(EnvFilter::new(&cfg.log)).init();
+    tracing_subscriber::fmt()
+        .with_env_filter(EnvFilter::new(&cfg.log))
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .init();
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("tokio runtime");
     let code = rt.block_on(async move {
         let shutdown = CancellationToken::new();

@@ -8,10 +8,15 @@
 //! the results are delivered — once acknowledged, forgotten — when a session
 //! is back.
 //!
-//! Identity is whatever [`Identity`] says (today from config, insecure mode);
-//! the transport is the [`Transport`] seam. Neither is assumed here.
+//! Identity is whatever [`Identity`] says; the transport is the [`Transport`]
+//! seam. With mTLS ([`Agent::with_credentials`]) the loop also renews the
+//! certificate over the live session at a jittered 70–90 % of its lifetime:
+//! a new key, `RenewCertificate`, and on `CertificateRenewed` the key and
+//! certificate are stored (crash-safe) and used for the next connection; the
+//! current session goes on.
 
 use std::collections::{BTreeMap, HashMap};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
@@ -19,8 +24,8 @@ use fog_proto::v1::node_service_client::NodeServiceClient;
 use fog_proto::v1::session_request::Msg as Up;
 use fog_proto::v1::session_response::Msg as Down;
 use fog_proto::v1::{
-    Assignment, AttemptOutcome, AttemptRef, Heartbeat, Hello, Label, Location, NodeType, Pong, Resources,
-    SessionRequest, SessionResponse, TaskResult, TaskUpdate,
+    Assignment, AttemptOutcome, AttemptRef, CertificateRenewed, Heartbeat, Hello, Label, Location, NodeType, Pong,
+    RenewCertificate, Resources, SessionRequest, SessionResponse, TaskResult, TaskUpdate,
 };
 use futures::StreamExt;
 use rand::Rng;
@@ -29,9 +34,10 @@ use tokio::task::JoinHandle;
 use tokio::time::{Instant, sleep_until};
 use tokio_stream::wrappers::ReceiverStream;
 use tokio_util::sync::CancellationToken;
-use tracing::{Instrument, debug, info, info_span, warn};
+use tracing::{Instrument, debug, error, info, info_span, warn};
 
 use crate::exec::{Execution, Executor};
+use crate::identity::{self, Credentials};
 use crate::metrics::Sampler;
 use crate::state::{AttemptKey, LocalState, key_of};
 use crate::transport::Transport;
@@ -131,6 +137,29 @@ fn jittered(d: Duration) -> Duration {
     d.mul_f64(rand::rng().random_range(0.9..=1.1))
 }
 
+/// If a renewal gets no answer, ask again after this long.
+const RENEW_RETRY: Duration = Duration::from_secs(60);
+
+/// The node's certificate and its rotation.
+struct Rotation {
+    creds: Credentials,
+    state_dir: PathBuf,
+    fraction: Option<f64>,
+    /// When to ask for a new certificate.
+    due: Instant,
+    /// The key generated for the renewal in flight (PEM).
+    pending_key: Option<String>,
+}
+
+impl Rotation {
+    fn schedule(&mut self) {
+        let at = identity::renew_at(&self.creds.info, self.fraction);
+        let wait = at.duration_since(SystemTime::now()).unwrap_or(Duration::ZERO);
+        self.due = Instant::now() + wait;
+        info!(in_secs = wait.as_secs(), "certificate renewal scheduled");
+    }
+}
+
 /// The agent: session, attempts, results.
 pub struct Agent {
     id: Identity,
@@ -147,6 +176,7 @@ pub struct Agent {
     heartbeat_every: Duration,
     shutdown: CancellationToken,
     next_addr: usize,
+    rotation: Option<Rotation>,
 }
 
 impl std::fmt::Debug for Agent {
@@ -183,6 +213,56 @@ impl Agent {
             heartbeat_every,
             shutdown,
             next_addr: 0,
+            rotation: None,
+        }
+    }
+
+    /// mTLS: renews `creds` (stored in `state_dir`) over the live session at
+    /// `fraction` of its lifetime (None: random 70–90 %).
+    pub fn with_credentials(mut self, creds: Credentials, state_dir: PathBuf, fraction: Option<f64>) -> Agent {
+        let mut r = Rotation { creds, state_dir, fraction, due: Instant::now(), pending_key: None };
+        r.schedule();
+        self.rotation = Some(r);
+        self
+    }
+
+    fn renew_due(&self) -> Instant {
+        self.rotation.as_ref().map_or_else(|| Instant::now() + Duration::from_secs(365 * 24 * 3600), |r| r.due)
+    }
+
+    /// Asks for a new certificate for a new key, on the live session.
+    async fn start_renewal(&mut self, out: &Outbox) -> Result<(), SessionEnd> {
+        let Some(r) = self.rotation.as_mut() else { return Ok(()) };
+        r.due = Instant::now() + RENEW_RETRY;
+        let (key, csr) = match identity::new_key_and_csr() {
+            Ok(k) => k,
+            Err(e) => {
+                error!(error = %e, "could not make a key for the certificate renewal");
+                return Ok(());
+            }
+        };
+        r.pending_key = Some(key.serialize_pem());
+        info!("renewing the node certificate");
+        out.send(Up::RenewCertificate(RenewCertificate { csr_der: csr })).await
+    }
+
+    fn on_renewed(&mut self, renewed: CertificateRenewed) {
+        let Some(r) = self.rotation.as_mut() else { return };
+        let Some(key) = r.pending_key.take() else {
+            warn!("unrequested certificate ignored");
+            return;
+        };
+        match r.creds.store_renewed(&r.state_dir, &key, &renewed.certificate_der) {
+            Ok(creds) => {
+                if let Transport::Tls { cert, key, .. } = &mut self.settings.transport {
+                    cert.clone_from(&creds.cert_pem);
+                    key.clone_from(&creds.key_pem);
+                }
+                r.creds = creds;
+                info!("node certificate renewed; the next connection uses it");
+                r.schedule();
+            }
+            Err(e) => error!(error = %e, "renewed certificate not usable; will retry"),
         }
     }
 
@@ -338,13 +418,21 @@ impl Agent {
         };
         let mut inbound = match opened {
             Ok(response) => response.into_inner(),
-            Err(status) => return lost(false, format!("{:?}: {}", status.code(), status.message())),
+            Err(status) => {
+                if matches!(status.code(), tonic::Code::PermissionDenied | tonic::Code::Unauthenticated) {
+                    // Not a network blip: an operator should see it (e.g. a revoked certificate).
+                    warn!(coordinator = %addr, code = ?status.code(), reason = %status.message(), "session refused");
+                }
+                return lost(false, format!("{:?}: {}", status.code(), status.message()));
+            }
         };
 
         let mut welcomed = false;
         let mut sequence = 0u64;
         let heartbeat = sleep_until(welcome_deadline);
         tokio::pin!(heartbeat);
+        let renew = sleep_until(self.renew_due());
+        tokio::pin!(renew);
         let why: String = loop {
             tokio::select! {
                 msg = inbound.next() => {
@@ -363,8 +451,12 @@ impl Agent {
                         continue;
                     }
                     let before = self.heartbeat_every;
+                    let renewed = matches!(msg, Down::CertificateRenewed(_));
                     if let Err(end) = self.on_message(msg, &out).await {
                         return end;
+                    }
+                    if renewed {
+                        renew.as_mut().reset(self.renew_due());
                     }
                     if welcome {
                         welcomed = true;
@@ -393,6 +485,12 @@ impl Agent {
                     {
                         return end;
                     }
+                }
+                _ = &mut renew, if welcomed && self.rotation.is_some() => {
+                    if let Err(end) = self.start_renewal(&out).await {
+                        return end;
+                    }
+                    renew.as_mut().reset(self.renew_due());
                 }
                 _ = self.shutdown.cancelled() => return SessionEnd::Shutdown,
             }
@@ -457,8 +555,7 @@ impl Agent {
                 }
             }
             Down::Ping(p) => out.send(Up::Pong(Pong { nonce: p.nonce })).await?,
-            // Certificates come with mTLS (not in this build).
-            Down::CertificateRenewed(_) => {}
+            Down::CertificateRenewed(r) => self.on_renewed(r),
         }
         Ok(())
     }

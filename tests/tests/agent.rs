@@ -304,7 +304,7 @@ async fn a_sigkilled_agent_delivers_finished_results_and_the_interrupted_task_is
 }
 
 #[test]
-fn bad_config_exits_64_and_join_is_not_available_yet() {
+fn bad_config_exits_64_and_a_bad_join_token_exits_1() {
     let run = |args: &[&str]| {
         Command::new(binary("fog-agent")).args(args).stderr(Stdio::piped()).output().expect("run fog-agent")
     };
@@ -321,10 +321,11 @@ fn bad_config_exits_64_and_join_is_not_available_yet() {
     assert_eq!(out.status.code(), Some(64));
     assert!(String::from_utf8_lossy(&out.stderr).contains("fog.io/"));
     let out = run(&["run", "--coordinator", "127.0.0.1:1", "--node-id", "n1"]);
-    assert_eq!(out.status.code(), Some(64), "plaintext needs --insecure");
+    assert_eq!(out.status.code(), Some(64), "plaintext needs --insecure; mTLS needs a joined state dir");
     let out = run(&["run", "--no-such-flag"]);
     assert_eq!(out.status.code(), Some(64));
-    let out = run(&["join", "--token", "x", "--coordinator", "127.0.0.1:1"]);
-    assert_eq!(out.status.code(), Some(69));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("not available in this build"));
+    // Join itself is tested over mTLS in agent_tls.rs; a bad token fails with 1.
+    let out = run(&["join", "--token", "x", "--coordinator", "https://127.0.0.1:1", "--state-dir", "/nonexistent/x"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("malformed join token"));
 }
