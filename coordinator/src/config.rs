@@ -199,33 +199,21 @@ impl Config {
 
     /// A configuration for tests with mTLS on: fast heartbeats.
     pub fn for_tls_tests(data_dir: PathBuf) -> Config {
-        let f = Flags::parse_from([
-            "fog-coordinator",
-            "--listen",
-            "127.0.0.1:0",
-            "--heartbeat-interval",
-            "100ms",
-            "--restart-grace",
-            "2s",
-        ]);
-        let mut c = Config::from_flags(f).expect("test config is valid");
-        c.data_dir = data_dir;
-        c
+        Config::for_testing(data_dir, false)
     }
 
     /// A configuration for tests: insecure, fast heartbeats.
     pub fn for_tests(data_dir: PathBuf) -> Config {
-        let f = Flags::parse_from([
-            "fog-coordinator",
-            "--insecure-dev",
-            "--listen",
-            "127.0.0.1:0",
-            "--heartbeat-interval",
-            "100ms",
-            "--restart-grace",
-            "2s",
-        ]);
-        let mut c = Config::from_flags(f).expect("test config is valid");
+        Config::for_testing(data_dir, true)
+    }
+
+    fn for_testing(data_dir: PathBuf, insecure: bool) -> Config {
+        let mut args = vec!["fog-coordinator", "--listen", "127.0.0.1:0", "--heartbeat-interval", "100ms"];
+        args.extend(["--restart-grace", "2s"]);
+        if insecure {
+            args.push("--insecure-dev");
+        }
+        let mut c = Config::from_flags(Flags::parse_from(args)).expect("test config is valid");
         c.data_dir = data_dir;
         c
     }

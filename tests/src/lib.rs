@@ -79,11 +79,9 @@ impl Coord {
         let dir = tempfile::tempdir().expect("temp dir");
         let cfg = Config::for_tls_tests(dir.path().to_path_buf());
         let running = fog_coordinator::server::start(cfg).await.expect("coordinator starts");
-        // A placeholder until the TLS channel below replaces it (never connected).
-        let placeholder = Endpoint::from_static("http://127.0.0.1:9").connect_lazy();
-        let mut c = Coord { running: Some(running), channel: placeholder, dir };
-        c.channel = c.tls_channel(None).await;
-        c
+        let ca = std::fs::read_to_string(dir.path().join(fog_coordinator::server::CA_FILE)).expect("ca.pem written");
+        let channel = tls_channel(running.addr, &ca, None).await;
+        Coord { running: Some(running), channel, dir }
     }
 
     /// The CA certificate the coordinator wrote to its data directory.
@@ -93,16 +91,7 @@ impl Coord {
 
     /// A TLS channel trusting the coordinator's CA, with a client identity (cert PEM, key PEM) if given.
     pub async fn tls_channel(&self, identity: Option<(&str, &str)>) -> Channel {
-        let mut tls = tonic::transport::ClientTlsConfig::new()
-            .ca_certificate(tonic::transport::Certificate::from_pem(self.ca_pem()))
-            .domain_name("localhost");
-        if let Some((cert, key)) = identity {
-            tls = tls.identity(tonic::transport::Identity::from_pem(cert, key));
-        }
-        let addr = self.running.as_ref().expect("running").addr;
-        let endpoint =
-            Endpoint::from_shared(format!("https://{addr}")).expect("url").tls_config(tls).expect("tls config");
-        endpoint.connect().await.expect("TLS connect")
+        tls_channel(self.running.as_ref().expect("running").addr, &self.ca_pem(), identity).await
     }
 
     /// Task client.
@@ -208,6 +197,18 @@ impl Coord {
             r.stop().await;
         }
     }
+}
+
+/// A TLS channel to `addr` trusting `ca_pem`, with a client identity (cert PEM, key PEM) if given.
+pub async fn tls_channel(addr: std::net::SocketAddr, ca_pem: &str, identity: Option<(&str, &str)>) -> Channel {
+    let mut tls = tonic::transport::ClientTlsConfig::new()
+        .ca_certificate(tonic::transport::Certificate::from_pem(ca_pem))
+        .domain_name("localhost");
+    if let Some((cert, key)) = identity {
+        tls = tls.identity(tonic::transport::Identity::from_pem(cert, key));
+    }
+    let endpoint = Endpoint::from_shared(format!("https://{addr}")).expect("url").tls_config(tls).expect("tls config");
+    endpoint.connect().await.expect("TLS connect")
 }
 
 /// Simulated-node options for tests: quick reconnects.

@@ -137,7 +137,7 @@ async fn agent_joins_becomes_healthy_and_runs_a_builtin() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_low_battery_agent_reports_power_save() {
+async fn a_low_battery_agent_reports_power_save_and_gets_no_work_until_charging() {
     let coord = Coord::start().await;
     let url = format!("http://{}", coord.running.as_ref().unwrap().addr);
     let dirs = tempfile::tempdir().unwrap();
@@ -153,6 +153,20 @@ async fn a_low_battery_agent_reports_power_save() {
         (n.power_mode == pb::PowerMode::PowerSave as i32 && n.battery_percent == 15 && !n.charging).then_some(())
     })
     .await;
+    // No new work while in power-save: the task waits, and explain says why.
+    let t = coord.submit(echo("needs power")).await;
+    let ex = coord
+        .tasks()
+        .explain_placement(pb::ExplainPlacementRequest { spec: None, task_id: t.id.clone(), limit: 10 })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(ex.rejection_counts.get("power"), Some(&1), "{:?}", ex.rejection_counts);
+    assert_eq!(coord.task(&t.id).await.state, pb::TaskState::Queued as i32);
+    // Plugged in: the node leaves power-save and the task runs there.
+    std::fs::write(bat.join("status"), "Charging\n").unwrap();
+    let done = coord.wait_state(&t.id, pb::TaskState::Succeeded).await;
+    assert_eq!(done.attempts[0].node_id, "phone-1");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -245,3 +245,55 @@ async fn fogctl_creates_join_tokens_over_tls_with_the_coordinators_ca() {
     let n = c.get_node("cli-node").await;
     assert!(n.labels.iter().any(|l| l.key == "fog.io/onion-routing"), "{:?}", n.labels);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_operator_supplied_ca_is_used_instead_of_a_generated_one() {
+    use fog_coordinator::identity::{CertificateAuthority, TrustDomain};
+    let files = tempfile::tempdir().unwrap();
+    let ca =
+        CertificateAuthority::generate(&TrustDomain::new("fog.local").unwrap(), std::time::SystemTime::now()).unwrap();
+    let (cert_path, key_path) = (files.path().join("ca.crt"), files.path().join("ca.key"));
+    std::fs::write(&cert_path, ca.cert_pem()).unwrap();
+    std::fs::write(&key_path, ca.key_pem()).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = fog_coordinator::config::Config::for_tls_tests(dir.path().to_path_buf());
+    cfg.tls.as_mut().unwrap().operator_ca = Some((cert_path, key_path));
+    let running = fog_coordinator::server::start(cfg).await.expect("starts with the operator's CA");
+    let written = std::fs::read_to_string(dir.path().join(fog_coordinator::server::CA_FILE)).unwrap();
+    assert_eq!(written, ca.cert_pem(), "the operator's CA is the one served");
+    // Nodes join under it: their certificates verify against the operator's CA.
+    let channel = tls_channel(running.addr, &ca.cert_pem(), None).await;
+    let token = fog_proto::v1::fleet_service_client::FleetServiceClient::new(channel.clone())
+        .create_join_token(pb::CreateJoinTokenRequest::default())
+        .await
+        .unwrap()
+        .into_inner()
+        .token;
+    assert!(token.contains(&ca.fingerprint()), "the token pins the operator's CA");
+    let key = DeviceKey::new();
+    let r = NodeServiceClient::new(channel)
+        .join(pb::JoinRequest { token, csr_der: key.csr(), node_name: "op-node".into() })
+        .await
+        .expect("join")
+        .into_inner();
+    assert_eq!(r.ca_chain_der, vec![ca.cert_der()]);
+    running.stop().await;
+}
+
+/// Tokens live at least a minute, so this test waits for one to expire.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_expired_token_is_refused() {
+    let c = Coord::start_tls().await;
+    let t = c
+        .fleet()
+        .create_join_token(pb::CreateJoinTokenRequest { ttl_seconds: 60, ..Default::default() })
+        .await
+        .unwrap()
+        .into_inner();
+    let expires = std::time::UNIX_EPOCH + Duration::from_secs(t.expires_at.unwrap().seconds as u64);
+    let wait = expires.duration_since(std::time::SystemTime::now()).unwrap_or_default() + Duration::from_millis(500);
+    tokio::time::sleep(wait).await; // the token's lifetime passing is the condition under test
+    let err = join(&c, &t.token, "late", DeviceKey::new().csr()).await.unwrap_err();
+    assert_eq!(err.code(), Code::Unauthenticated, "{err:?}");
+    assert!(err.message().contains("expired"), "{}", err.message());
+}
