@@ -343,3 +343,16 @@ fn bad_config_exits_64_and_a_bad_join_token_exits_1() {
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("malformed join token"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_agent_fails_over_to_the_next_coordinator_address() {
+    let coord = Coord::start().await;
+    let live = coord.running.as_ref().unwrap().addr;
+    // Nothing listens on the first address.
+    let dead = fog_e2e::process::free_port();
+    let urls = format!("http://127.0.0.1:{dead},http://{live}");
+    let dirs = tempfile::tempdir().unwrap();
+    let _agent = AgentProcess::start(&urls, "failover-1", &dirs.path().join("state"), &dirs.path().join("sys"), &[]);
+    coord.wait_healthy(1).await;
+    assert_eq!(coord.get_node("failover-1").await.liveness, pb::Liveness::Healthy as i32);
+}

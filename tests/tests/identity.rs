@@ -290,8 +290,8 @@ async fn an_expired_token_is_refused() {
         .await
         .unwrap()
         .into_inner();
-    let expires = std::time::UNIX_EPOCH + Duration::from_secs(t.expires_at.unwrap().seconds as u64);
-    let wait = expires.duration_since(std::time::SystemTime::now()).unwrap_or_default() + Duration::from_millis(500);
+    let expires = std::time::UNIX_EPOCH + Duration::from_millis(fog_coordinator::convert::ms(&t.expires_at.unwrap()));
+    let wait = expires.duration_since(std::time::SystemTime::now()).unwrap_or_default() + Duration::from_secs(1);
     tokio::time::sleep(wait).await; // the token's lifetime passing is the condition under test
     let err = join(&c, &t.token, "late", DeviceKey::new().csr()).await.unwrap_err();
     assert_eq!(err.code(), Code::Unauthenticated, "{err:?}");
