@@ -588,14 +588,22 @@ impl Agent {
         let cancel = CancellationToken::new();
         let executor = self.executor.clone();
         let events = self.events_tx.clone();
+        let state = self.state.clone();
         let (key2, token) = (key.clone(), cancel.clone());
         let span = info_span!("attempt", task.id = %key.0, attempt = key.1);
         info!(task.id = %key.0, attempt = key.1, "attempt started");
         let task = tokio::spawn(
             async move {
                 let (ptx, mut prx) = mpsc::channel(4);
+                // Persisted before the attempt can end (its record is removed
+                // only on `Finished`), so a restart after a crash can kill it.
+                let started = |pid| {
+                    if let Err(e) = state.record_process(&key2, pid) {
+                        warn!(pid, error = %e, "could not persist the attempt's process");
+                    }
+                };
                 let exec = {
-                    let work = executor.run(&key2.0, key2.1, &spec, deadline, token, ptx);
+                    let work = executor.run(&key2.0, key2.1, &spec, deadline, token, ptx, started);
                     tokio::pin!(work);
                     loop {
                         tokio::select! {

@@ -4,7 +4,12 @@
 //! One small file per record in `<state-dir>/attempts/`, each written to a
 //! temporary file, fsynced, renamed into place, and the directory fsynced
 //! (mode 0600, directory 0700):
-//! - `<hex task id>-<attempt>.assigned` — the `Assignment` as received;
+//! - `<hex task id>-<attempt>.assigned` — the `Assignment` as received; once
+//!   an `exec` attempt has started its process, rewritten (same crash-safe
+//!   way) with a [`ProcessRecord`] appended: the child's pid and start time.
+//!   Protobuf messages concatenate, and the record's tags (≥ 1000) are not
+//!   `Assignment`'s, so the file still decodes as the `Assignment`, and as
+//!   the `ProcessRecord` (pid 0 when there is none);
 //! - `<hex task id>-<attempt>.result` — the `TaskResult` exactly as it is sent.
 //!
 //! Why files rather than redb: the state is a handful of records, each written
@@ -15,7 +20,9 @@
 //! Recovery rules ([`LocalState::open`]): a result file means "finished, not
 //! acknowledged" — resend it; an `.assigned` file without a result means the
 //! attempt was running when the agent died — it is forgotten: not reported as
-//! running, not re-run (the coordinator re-queues it as a new attempt).
+//! running, not re-run (the coordinator re-queues it as a new attempt). If it
+//! recorded a process that is still alive (same pid *and* same start time, so
+//! a reused pid is never hit), its process group is SIGKILLed first.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
@@ -25,10 +32,21 @@ use std::path::{Path, PathBuf};
 use fog_proto::v1::{Assignment, TaskResult};
 use prost::Message;
 
-use crate::exec::process::create_private_dir;
+use crate::exec::process::{create_private_dir, kill_orphaned_group, process_start_time};
 
 /// An attempt: task id and attempt number (the fencing token).
 pub type AttemptKey = (String, u64);
+
+/// The process an `exec` attempt started, appended to its `.assigned` record.
+#[derive(Clone, Copy, PartialEq, Eq, prost::Message)]
+pub struct ProcessRecord {
+    /// The child's pid, which is also its process group id; 0 if none.
+    #[prost(uint32, tag = "1000")]
+    pub pid: u32,
+    /// Field 22 (`starttime`) of `/proc/<pid>/stat`, to tell a reused pid apart.
+    #[prost(uint64, tag = "1001")]
+    pub start_time: u64,
+}
 
 /// What a restarted agent finds.
 #[derive(Debug, Default, PartialEq)]
@@ -40,7 +58,7 @@ pub struct Recovered {
 }
 
 /// The agent's persistent attempts and results.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub struct LocalState {
     dir: PathBuf,
 }
@@ -80,6 +98,7 @@ impl LocalState {
         }
         for key in assigned {
             if !state.path(&key, RESULT).exists() {
+                state.kill_orphan(&key);
                 fs::remove_file(state.path(&key, ASSIGNED))?;
                 recovered.interrupted.push(key);
             } else {
@@ -90,6 +109,37 @@ impl LocalState {
         recovered.unacked.sort_by_key(key_of);
         recovered.interrupted.sort();
         Ok((state, recovered))
+    }
+
+    /// Kills the process group an interrupted attempt left running, if any.
+    fn kill_orphan(&self, key: &AttemptKey) {
+        let path = self.path(key, ASSIGNED);
+        let record = match fs::read(&path).map(|b| ProcessRecord::decode(&b[..])) {
+            Ok(Ok(r)) => r,
+            Ok(Err(e)) => return tracing::warn!(file = %path.display(), error = %e, "unreadable attempt record"),
+            Err(e) => return tracing::warn!(file = %path.display(), error = %e, "unreadable attempt record"),
+        };
+        if record.pid == 0 {
+            return;
+        }
+        match kill_orphaned_group(Path::new("/proc"), record.pid, record.start_time) {
+            Ok(true) => tracing::warn!(
+                task.id = %key.0,
+                attempt = key.1,
+                pid = record.pid,
+                "killed the process group the interrupted attempt left running"
+            ),
+            Ok(false) => {
+                tracing::debug!(task.id = %key.0, attempt = key.1, pid = record.pid, "interrupted attempt's process is gone")
+            }
+            Err(e) => tracing::warn!(
+                task.id = %key.0,
+                attempt = key.1,
+                pid = record.pid,
+                error = %e,
+                "could not kill the interrupted attempt's process group"
+            ),
+        }
     }
 
     fn path(&self, key: &AttemptKey, ext: &str) -> PathBuf {
@@ -117,6 +167,20 @@ impl LocalState {
     /// Records an attempt as started (before it runs).
     pub fn record_assigned(&self, key: &AttemptKey, a: &Assignment) -> io::Result<()> {
         self.write(key, ASSIGNED, &a.encode_to_vec())
+    }
+
+    /// Records the process an attempt started (pid and start time), so that a
+    /// restart after a crash can kill it. A no-op if the attempt has no
+    /// `.assigned` record (any more).
+    pub fn record_process(&self, key: &AttemptKey, pid: u32) -> io::Result<()> {
+        let start_time = process_start_time(Path::new("/proc"), pid)?;
+        let mut bytes = match fs::read(self.path(key, ASSIGNED)) {
+            Ok(b) => b,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+            Err(e) => return Err(e),
+        };
+        ProcessRecord { pid, start_time }.encode(&mut bytes).map_err(io::Error::other)?;
+        self.write(key, ASSIGNED, &bytes)
     }
 
     /// Records an attempt's result (before it is sent); the attempt is no
@@ -230,6 +294,31 @@ mod tests {
         // Forgotten: a second restart does not report it again.
         let (_s, rec) = LocalState::open(dir.path()).unwrap();
         assert_eq!(rec, Recovered::default());
+    }
+
+    #[test]
+    fn an_interrupted_attempts_process_group_is_killed_on_recovery() {
+        use std::os::unix::process::{CommandExt, ExitStatusExt};
+        let dir = tempfile::tempdir().unwrap();
+        let key = ("t-p".to_string(), 1);
+        let mut child = std::process::Command::new("/bin/sleep").arg("300").process_group(0).spawn().unwrap();
+        {
+            let (s, _) = LocalState::open(dir.path()).unwrap();
+            s.record_assigned(&key, &assignment("t-p", 1)).unwrap();
+            s.record_process(&key, child.id()).unwrap();
+            let bytes = std::fs::read(s.path(&key, ASSIGNED)).unwrap();
+            // Still the assignment, plus the process.
+            assert_eq!(Assignment::decode(&bytes[..]).unwrap(), assignment("t-p", 1));
+            let rec = ProcessRecord::decode(&bytes[..]).unwrap();
+            assert_eq!(rec.pid, child.id());
+            assert_eq!(rec.start_time, process_start_time(Path::new("/proc"), child.id()).unwrap());
+            // An attempt without a record (finished and forgotten) gets none.
+            s.record_process(&("gone".into(), 1), child.id()).unwrap();
+            assert!(!s.path(&("gone".into(), 1), ASSIGNED).exists());
+        }
+        let (_s, rec) = LocalState::open(dir.path()).unwrap();
+        assert_eq!(rec.interrupted, vec![key]);
+        assert_eq!(child.wait().unwrap().signal(), Some(9));
     }
 
     #[test]

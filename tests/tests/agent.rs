@@ -317,6 +317,47 @@ async fn a_sigkilled_agent_delivers_finished_results_and_the_interrupted_task_is
     eventually("acked results forgotten", DEADLINE, || async { agent.pending().is_empty().then_some(()) }).await;
 }
 
+/// The pid recorded in the `.assigned` record of the one attempt in `state_dir`.
+fn recorded_pid(state_dir: &Path) -> Option<u32> {
+    use prost::Message;
+    let dir = std::fs::read_dir(state_dir.join("attempts")).ok()?;
+    dir.filter_map(|e| e.ok())
+        .filter(|e| e.path().extension().is_some_and(|x| x == "assigned"))
+        .find_map(|e| fog_agent::state::ProcessRecord::decode(&std::fs::read(e.path()).ok()?[..]).ok())
+        .map(|r| r.pid)
+        .filter(|pid| *pid != 0)
+}
+
+/// Whether `pid` is a live (not zombie) process.
+fn alive(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|s| s.rsplit_once(')').map(|(_, rest)| !rest.trim_start().starts_with('Z')))
+        .unwrap_or(false)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restarted_agent_kills_the_process_group_a_sigkilled_one_left_running() {
+    init_logs();
+    let mut f = fixture("edge-orphan").await;
+    let url = format!("http://{}", f.coord.running.as_ref().expect("running").addr);
+    let state = f.agent.state_dir.clone();
+    let sys = f._dirs.path().join("sys");
+    let id = f.coord.submit(exec("/bin/sleep", &["300.417"])).await.id;
+    f.coord.wait_state(&id, pb::TaskState::Running).await;
+    let pid = eventually("the attempt's process is recorded", DEADLINE, || async { recorded_pid(&state) }).await;
+    assert!(alive(pid) && process_with_arg("300.417"), "the recorded pid {pid} is the running task");
+    f.agent.kill();
+    // The agent is gone, its task is not.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(alive(pid), "the task's process outlives a SIGKILLed agent");
+    let _agent = AgentProcess::start(&url, "edge-orphan", &state, &sys, &[]);
+    eventually("the orphaned process is killed by the restarted agent", DEADLINE, || async {
+        (!alive(pid) && !process_with_arg("300.417")).then_some(())
+    })
+    .await;
+}
+
 #[test]
 fn bad_config_exits_64_and_a_bad_join_token_exits_1() {
     let run = |args: &[&str]| {

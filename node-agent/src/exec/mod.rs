@@ -65,7 +65,9 @@ pub struct Executor {
 impl Executor {
     /// Runs `spec` for attempt `(task_id, attempt)` until it ends, `deadline`
     /// passes (`TIMED_OUT`) or `cancel` fires (`CANCELLED`). Progress (0 to 1)
-    /// goes to `progress` when the workload knows it.
+    /// goes to `progress` when the workload knows it. `started` gets the pid
+    /// of an `exec` task's process (its process group) once it runs.
+    #[allow(clippy::too_many_arguments)]
     pub async fn run(
         &self,
         task_id: &str,
@@ -74,6 +76,7 @@ impl Executor {
         deadline: Instant,
         cancel: CancellationToken,
         progress: mpsc::Sender<f64>,
+        started: impl FnOnce(u32),
     ) -> Execution {
         match spec.workload.as_ref() {
             None => Execution::ended(AttemptOutcome::Refused, "the task has no workload"),
@@ -94,7 +97,7 @@ impl Executor {
                 let memory_kib = spec.resources.as_ref().map(|r| r.memory_mb.saturating_mul(1024)).unwrap_or(0);
                 let dir = self.work_root.join(format!("{}-{attempt}", hex::encode(task_id)));
                 let run = process::ProcessRun { exec: x, memory_kib, default_dir: &dir, kill_grace: self.kill_grace };
-                run.run(deadline, cancel).await
+                run.run(deadline, cancel, started).await
             }
         }
     }

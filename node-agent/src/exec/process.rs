@@ -79,21 +79,28 @@ impl ProcessRun<'_> {
         cmd
     }
 
-    /// Runs the process until it exits, `deadline` passes or `cancel` fires.
-    pub async fn run(self, deadline: Instant, cancel: CancellationToken) -> Execution {
+    /// Runs the process until it exits, `deadline` passes or `cancel` fires;
+    /// `started` gets its pid (also its process group id) as soon as it runs.
+    pub async fn run(self, deadline: Instant, cancel: CancellationToken, started: impl FnOnce(u32)) -> Execution {
         let own_dir = self.exec.working_dir.is_empty();
         let dir = if own_dir { self.default_dir.to_path_buf() } else { self.exec.working_dir.clone().into() };
         if own_dir && let Err(e) = create_private_dir(&dir) {
             return Execution::ended(AttemptOutcome::Failed, format!("could not create {}: {e}", dir.display()));
         }
-        let execution = self.run_in(&dir, deadline, cancel).await;
+        let execution = self.run_in(&dir, deadline, cancel, started).await;
         if own_dir {
             let _ = std::fs::remove_dir_all(&dir);
         }
         execution
     }
 
-    async fn run_in(&self, dir: &Path, deadline: Instant, cancel: CancellationToken) -> Execution {
+    async fn run_in(
+        &self,
+        dir: &Path,
+        deadline: Instant,
+        cancel: CancellationToken,
+        started: impl FnOnce(u32),
+    ) -> Execution {
         let mut child = match self.command(dir).spawn() {
             Ok(c) => c,
             Err(e) => {
@@ -105,6 +112,9 @@ impl ProcessRun<'_> {
         };
         let pid = child.id();
         debug!(pid, command = %self.exec.command, "process started");
+        if let Some(pid) = pid {
+            started(pid);
+        }
         let stdout = child.stdout.take().map(|s| tokio::spawn(read_tail(s, OUTPUT_LIMIT)));
         let stderr = child.stderr.take().map(|s| tokio::spawn(read_tail(s, OUTPUT_LIMIT)));
         let (status, stopped) = tokio::select! {
@@ -163,6 +173,38 @@ async fn collect(reader: Option<tokio::task::JoinHandle<(Vec<u8>, bool)>>) -> (V
     }
 }
 
+/// The start time (field 22 of `<proc_root>/<pid>/stat`, in clock ticks since
+/// boot) of process `pid`: with the pid, it names a process uniquely.
+pub fn process_start_time(proc_root: &Path, pid: u32) -> std::io::Result<u64> {
+    let stat = std::fs::read_to_string(proc_root.join(pid.to_string()).join("stat"))?;
+    // `pid (comm) state ...`: comm may hold spaces and parentheses, so fields
+    // are counted after the last `)`; the first one there is field 3.
+    stat.rsplit_once(')')
+        .and_then(|(_, rest)| rest.split_whitespace().nth(22 - 3))
+        .and_then(|f| f.parse().ok())
+        .ok_or_else(|| std::io::Error::new(std::io::ErrorKind::InvalidData, format!("unparsable stat of pid {pid}")))
+}
+
+/// SIGKILLs process group `pid` if process `pid` still exists with the same
+/// `start_time` (so a reused pid is left alone). Returns whether it signalled.
+pub fn kill_orphaned_group(proc_root: &Path, pid: u32, start_time: u64) -> std::io::Result<bool> {
+    let Ok(group) = i32::try_from(pid) else { return Ok(false) };
+    if group <= 1 {
+        return Ok(false);
+    }
+    match process_start_time(proc_root, pid) {
+        Ok(t) if t == start_time => {}
+        Ok(_) => return Ok(false),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(false),
+        Err(e) => return Err(e),
+    }
+    match killpg(Pid::from_raw(group), Signal::SIGKILL) {
+        Ok(()) => Ok(true),
+        Err(nix::errno::Errno::ESRCH) => Ok(false),
+        Err(e) => Err(std::io::Error::from(e)),
+    }
+}
+
 /// Creates a directory readable only by the agent's user.
 pub fn create_private_dir(dir: &Path) -> std::io::Result<()> {
     use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
@@ -182,7 +224,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let work = dir.path().join("w");
         let p = ProcessRun { exec: x, memory_kib, default_dir: &work, kill_grace: Duration::from_millis(500) };
-        let e = p.run(Instant::now() + within, cancel).await;
+        let e = p.run(Instant::now() + within, cancel, |_| {}).await;
         assert!(!work.exists(), "the attempt's own directory is removed");
         e
     }
@@ -238,6 +280,45 @@ mod tests {
         assert_eq!(e.outcome, AttemptOutcome::Cancelled);
         assert_eq!(e.exit_code, 128 + 9);
         assert_eq!(e.stdout, b"ready\n");
+    }
+
+    fn alive(pid: u32) -> bool {
+        nix::sys::signal::kill(Pid::from_raw(pid as i32), None).is_ok()
+    }
+
+    #[test]
+    fn orphan_kill_is_guarded_by_the_start_time() {
+        use std::os::unix::process::CommandExt;
+        let mut child =
+            std::process::Command::new("/bin/sleep").arg("300").process_group(0).stdout(Stdio::null()).spawn().unwrap();
+        let pid = child.id();
+        let proc_root = Path::new("/proc");
+        let start = process_start_time(proc_root, pid).unwrap();
+        // Not the same process (a reused pid): left alone.
+        assert!(!kill_orphaned_group(proc_root, pid, start + 1).unwrap());
+        std::thread::sleep(Duration::from_millis(50));
+        assert!(child.try_wait().unwrap().is_none(), "a process with another start time was killed");
+        assert!(alive(pid));
+        // The same process: its group is killed.
+        assert!(kill_orphaned_group(proc_root, pid, start).unwrap());
+        let status = child.wait().unwrap();
+        assert_eq!(status.signal(), Some(9));
+        // Gone: nothing to do.
+        assert!(!kill_orphaned_group(proc_root, pid, start).unwrap());
+    }
+
+    #[test]
+    fn start_time_is_field_22_even_with_odd_names() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("42")).unwrap();
+        let mut stat = "42 (a) b (c d) S".to_string();
+        for field in 4..=21 {
+            stat.push_str(&format!(" {field}"));
+        }
+        stat.push_str(" 987654 22 23\n");
+        std::fs::write(dir.path().join("42/stat"), stat).unwrap();
+        assert_eq!(process_start_time(dir.path(), 42).unwrap(), 987654);
+        assert!(!kill_orphaned_group(dir.path(), 42, 1).unwrap(), "another start time: not killed");
     }
 
     #[tokio::test]
