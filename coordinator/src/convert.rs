@@ -2,9 +2,7 @@
 //! directions, for values that are already valid (validation of requests is
 //! `api::validate`'s job). Also the store records, which are `fog.v1` messages.
 
-use fog_core::domain::{
-    self, Labels, Location, Millis, NodeType, PowerMode, PrivacyLevel, Resources, SlaTier, Strategy,
-};
+use fog_core::domain::{Labels, Location, Millis, NodeType, PowerMode, PrivacyLevel, Resources, SlaTier, Strategy};
 use fog_core::registry::{Liveness, NodeEntry, NodeStatus};
 use fog_core::tasks::{Attempt, AttemptState, Task, TaskOutput, TaskParams, TaskState};
 use fog_core::topology::{Aggregates, RegionSummary, TopoNode};
@@ -504,9 +502,4 @@ pub fn region_pb(r: &RegionSummary) -> pb::RegionSummary {
         zones: r.zones.iter().map(|z| z.to_string()).collect(),
         average_load: r.average_load,
     }
-}
-
-/// Is this label key admin-only?
-pub fn reserved(key: &str) -> bool {
-    domain::is_reserved_label(key)
 }

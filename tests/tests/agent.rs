@@ -123,6 +123,11 @@ async fn agent_joins_becomes_healthy_and_runs_a_builtin() {
     assert_eq!(node.capacity.unwrap().cpu_millis, cores * 1000, "capacity detected from the OS");
     assert_eq!(node.power_mode, pb::PowerMode::Performance as i32);
     assert_eq!(node.battery_percent, -1, "the fake sysfs has no battery");
+    // The coordinator pings over the session and reports the round-trip time.
+    eventually("session round-trip time measured", DEADLINE, || async {
+        (f.coord.get_node("agent-1").await.session_rtt_ms > 0.0).then_some(())
+    })
+    .await;
     let t = f.coord.submit(echo("hello from the agent")).await;
     let done = f.coord.wait_state(&t.id, pb::TaskState::Succeeded).await;
     assert_eq!(done.output.unwrap().stdout, b"hello from the agent");

@@ -106,11 +106,6 @@ impl EngineHandle {
         &self.epoch
     }
 
-    /// True once the engine has stopped.
-    pub fn is_closed(&self) -> bool {
-        self.tx.is_closed()
-    }
-
     /// Asks the engine to close every node session, flush and stop, even
     /// while other handles exist; streams waiting on [`EngineHandle::stopped`] end.
     pub async fn shutdown(&self) {
