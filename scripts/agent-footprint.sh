@@ -12,7 +12,10 @@ R=target/release
 work=$(mktemp -d)
 trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$work"' EXIT
 tls_port=$((20000 + RANDOM % 10000)); dev_port=$((tls_port + 1))
-wait_up() { for _ in $(seq 1 100); do "$R/fogctl" "$@" status >/dev/null 2>&1 && return 0; sleep 0.1; done; return 1; }
+wait_up() { for _ in $(seq 1 100); do "$R/fogctl" "$@" login -u admin --password-stdin <<<"$pw" >/dev/null 2>&1 && return 0; sleep 0.1; done; return 1; }
+export FOGCTL_CONFIG_DIR="$work/fogctl"
+pw=footprint-admin-password
+for d in tls dev; do $R/fog-coordinator admin create --data-dir "$work/$d" --username admin --password-stdin <<<"$pw" 2>/dev/null; done
 
 $R/fog-coordinator --listen "127.0.0.1:$tls_port" --data-dir "$work/tls" --heartbeat-interval 1s >"$work/tls.log" 2>&1 &
 $R/fog-coordinator --insecure-dev --listen "127.0.0.1:$dev_port" --data-dir "$work/dev" --heartbeat-interval 1s \
@@ -20,7 +23,7 @@ $R/fog-coordinator --insecure-dev --listen "127.0.0.1:$dev_port" --data-dir "$wo
 for _ in $(seq 1 100); do [ -f "$work/tls/ca.pem" ] && break; sleep 0.1; done
 tls=(--coordinator "https://localhost:$tls_port" --ca-file "$work/tls/ca.pem")
 wait_up "${tls[@]}"; wait_up --coordinator "http://127.0.0.1:$dev_port"
-token=$("$R/fogctl" "${tls[@]}" tokens create --name footprint 2>/dev/null)
+token=$("$R/fogctl" "${tls[@]}" join-token create --name footprint 2>/dev/null)
 $R/fog-agent join --token "$token" --coordinator "https://localhost:$tls_port" --name footprint \
   --state-dir "$work/agent" >/dev/null
 $R/fog-agent run --state-dir "$work/agent" >"$work/agent.log" 2>&1 &

@@ -14,14 +14,23 @@ AGENTS="${FOG_AGENTS:-3}"
 PORT="${FOG_PORT:-7443}"
 DEV=".fog-dev"
 
+source scripts/deps.sh
 echo "==> building (first time takes a few minutes)"
 cargo build --bins --locked -p fog-coordinator -p fogctl -p fog-agent
 BIN=target/debug
 
 [ "${FOG_FRESH:-1}" = 1 ] && rm -rf "$DEV"
 mkdir -p "$DEV"
-export FOG_COORDINATOR="https://localhost:${PORT}" FOG_CA_FILE="$DEV/data/ca.pem"
+# fogctl keeps its sign-in here, not in your ~/.config.
+export FOG_COORDINATOR="https://localhost:${PORT}" FOG_CA_FILE="$DEV/data/ca.pem" FOGCTL_CONFIG_DIR="$DEV/fogctl"
 FOGCTL=("$BIN/fogctl")
+
+# The first admin is created offline, before the coordinator starts; there is
+# no default password. This one is random and kept (0600) in $DEV/admin-password.
+if [ ! -s "$DEV/admin-password" ]; then
+  (umask 077 && head -c 24 /dev/urandom | base64 | tr -d '/+=' >"$DEV/admin-password")
+  "$BIN/fog-coordinator" admin create --data-dir "$DEV/data" --username admin --password-file "$DEV/admin-password"
+fi
 pids=()
 cleanup() {
   trap - EXIT INT TERM
@@ -37,17 +46,18 @@ echo "==> coordinator on $FOG_COORDINATOR, mTLS (logs: $DEV/coordinator.log)"
   >"$DEV/coordinator.log" 2>&1 &
 pids+=($!)
 for _ in $(seq 1 100); do
-  [ -f "$FOG_CA_FILE" ] && "${FOGCTL[@]}" status >/dev/null 2>&1 && break
+  [ -f "$FOG_CA_FILE" ] && "${FOGCTL[@]}" login --username admin --password-stdin <"$DEV/admin-password" >/dev/null 2>&1 && break
   kill -0 "${pids[0]}" 2>/dev/null || { cat "$DEV/coordinator.log"; exit 1; }
   sleep 0.1
 done
+"${FOGCTL[@]}" whoami
 "${FOGCTL[@]}" status
 
 regions=(eu-west us-east ap-south eu-central us-west)
 echo "==> $AGENTS fog-agent processes join with one-time tokens (logs: $DEV/agent-*.log)"
 for i in $(seq 1 "$AGENTS"); do
   name="agent-$i"
-  token=$("${FOGCTL[@]}" tokens create --name "$name" --ttl 10m --label fog.io/onion-routing=true 2>/dev/null)
+  token=$("${FOGCTL[@]}" join-token create --name "$name" --ttl 10m --label fog.io/onion-routing=true 2>/dev/null)
   "$BIN/fog-agent" join --token "$token" --coordinator "$FOG_COORDINATOR" --name "$name" \
     --state-dir "$DEV/$name" >"$DEV/$name.join.log" 2>&1
   "$BIN/fog-agent" run --state-dir "$DEV/$name" --region "${regions[$(( (i - 1) % 5 ))]}" \
@@ -72,8 +82,8 @@ echo "==> demo tasks"
 
 cat <<MSG
 
-==> the fleet is running. In another terminal:
-      export FOG_COORDINATOR=$FOG_COORDINATOR FOG_CA_FILE=$FOG_CA_FILE
+==> the fleet is running. In another terminal (signed in as admin; password in $DEV/admin-password):
+      export FOG_COORDINATOR=$FOG_COORDINATOR FOG_CA_FILE=$FOG_CA_FILE FOGCTL_CONFIG_DIR=$FOGCTL_CONFIG_DIR
       $BIN/fogctl tasks submit --echo hi --wait
       $BIN/fogctl tasks explain --cpu-millis 2000 --strategy proximity --origin-region us-west
       $BIN/fogctl nodes list

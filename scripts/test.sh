@@ -10,6 +10,8 @@ export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
 step() { printf '\n==> %s\n' "$*"; }
 
 step "tools"
+source scripts/deps.sh
+protoc --version
 cargo --version
 node --version
 npm --version

@@ -14,7 +14,8 @@ Exit codes:
   2  usage error (bad flags or values)
   3  cannot reach the coordinator (connection refused, unavailable)
   4  not found (no such node or task)
-  5  invalid argument (the coordinator's field violations are printed)";
+  5  invalid argument (the coordinator's field violations are printed)
+  6  not signed in or not allowed (run `fogctl login`, or pass --token)";
 
 /// fogctl — operate a Fogplane fleet: nodes, tasks, topology.
 #[derive(Debug, Parser)]
@@ -32,6 +33,10 @@ pub struct Cli {
     /// `<data-dir>/ca.pem`.
     #[arg(long, global = true, env = "FOG_CA_FILE")]
     pub ca_file: Option<std::path::PathBuf>,
+    /// Bearer token (an API token, or an access token); default: the one saved by `fogctl login`
+    /// for this coordinator.
+    #[arg(long, global = true, env = "FOG_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
     /// What to do.
     #[command(subcommand)]
     pub command: Command,
@@ -62,8 +67,97 @@ pub enum Command {
     /// Run simulated nodes against the coordinator until Ctrl-C.
     Sim(SimArgs),
     /// Join tokens for new nodes (admin).
-    #[command(subcommand)]
+    #[command(subcommand, name = "join-token", alias = "tokens")]
     Tokens(TokensCommand),
+    /// Sign in; the tokens are saved for this coordinator in the user's config directory.
+    Login(LoginArgs),
+    /// Sign out: end the saved session and forget its tokens.
+    Logout,
+    /// Who the coordinator thinks you are.
+    Whoami,
+    /// Users who sign in (admin).
+    #[command(subcommand)]
+    Users(UsersCommand),
+    /// API tokens for automation (admin).
+    #[command(subcommand)]
+    Token(ApiTokenCommand),
+}
+
+/// `fogctl login`
+#[derive(Debug, clap::Args)]
+pub struct LoginArgs {
+    /// Username.
+    #[arg(long, short = 'u')]
+    pub username: String,
+    /// Read the password from standard input (first line) instead of FOG_PASSWORD.
+    #[arg(long)]
+    pub password_stdin: bool,
+}
+
+/// `fogctl users …`
+#[derive(Debug, Subcommand)]
+pub enum UsersCommand {
+    /// Create a user; the password is read from standard input (first line).
+    Create {
+        /// Username.
+        username: String,
+        /// Role.
+        #[arg(long, value_enum, default_value_t = RoleArg::Viewer)]
+        role: RoleArg,
+    },
+    /// List users.
+    List,
+    /// Delete a user and end their sessions.
+    Delete {
+        /// Username.
+        username: String,
+    },
+}
+
+/// `fogctl token …`
+#[derive(Debug, Subcommand)]
+pub enum ApiTokenCommand {
+    /// Create an API token; prints the secret (shown once).
+    Create {
+        /// What it is for.
+        #[arg(long)]
+        name: String,
+        /// Role.
+        #[arg(long, value_enum)]
+        role: RoleArg,
+        /// Lifetime (e.g. 30d, 12h); default 90 days.
+        #[arg(long, value_parser = humantime::parse_duration)]
+        ttl: Option<std::time::Duration>,
+    },
+    /// List API tokens.
+    List,
+    /// Revoke an API token.
+    Revoke {
+        /// Token id.
+        id: String,
+    },
+}
+
+/// A role.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum RoleArg {
+    /// Read and watch.
+    Viewer,
+    /// Tasks, cordon, drain.
+    Operator,
+    /// Everything.
+    Admin,
+}
+
+impl RoleArg {
+    /// The proto value.
+    pub fn to_pb(self) -> fog_proto::v1::Role {
+        match self {
+            RoleArg::Viewer => fog_proto::v1::Role::Viewer,
+            RoleArg::Operator => fog_proto::v1::Role::Operator,
+            RoleArg::Admin => fog_proto::v1::Role::Admin,
+        }
+    }
 }
 
 /// `fogctl tokens …`

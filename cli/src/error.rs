@@ -45,6 +45,8 @@ pub const EXIT_UNREACHABLE: u8 = 3;
 pub const EXIT_NOT_FOUND: u8 = 4;
 /// Exit code: INVALID_ARGUMENT.
 pub const EXIT_INVALID: u8 = 5;
+/// Exit code: not signed in, or not allowed (UNAUTHENTICATED, PERMISSION_DENIED).
+pub const EXIT_AUTH: u8 = 6;
 
 impl CliError {
     /// Wraps a status from a call to the coordinator at `url`.
@@ -62,6 +64,7 @@ impl CliError {
                 Code::Unavailable => EXIT_UNREACHABLE,
                 Code::NotFound => EXIT_NOT_FOUND,
                 Code::InvalidArgument => EXIT_INVALID,
+                Code::Unauthenticated | Code::PermissionDenied => EXIT_AUTH,
                 _ => EXIT_FAILURE,
             },
         }
@@ -87,8 +90,17 @@ impl CliError {
                     Code::Unavailable => {
                         let _ = writeln!(out, "hint: is the coordinator running at {url}?");
                     }
-                    Code::Unauthenticated | Code::PermissionDenied => {
-                        let _ = writeln!(out, "hint: the coordinator refused this client ({:?})", status.code());
+                    Code::Unauthenticated => {
+                        let _ = writeln!(
+                            out,
+                            "hint: sign in with `fogctl login --username NAME`, or pass an API token with --token / FOG_TOKEN"
+                        );
+                    }
+                    Code::PermissionDenied => {
+                        let _ = writeln!(out, "hint: your role does not allow this; ask an admin");
+                    }
+                    Code::ResourceExhausted => {
+                        let _ = writeln!(out, "hint: the coordinator is limiting this client; retry later");
                     }
                     Code::DeadlineExceeded => {
                         let _ = writeln!(out, "hint: the coordinator at {url} did not answer in time");

@@ -70,6 +70,39 @@ pub struct Flags {
     /// How long shutdown waits for streams and the store to drain.
     #[arg(long, env = "FOG_SHUTDOWN_GRACE", default_value = "5s", value_parser = humantime::parse_duration)]
     pub shutdown_grace: Duration,
+    /// Lifetime of access tokens (5m to 15m).
+    #[arg(long, env = "FOG_ACCESS_TOKEN_TTL", default_value = "10m", value_parser = humantime::parse_duration)]
+    pub access_token_ttl: Duration,
+    /// Lifetime of a sign-in session; refresh tokens rotate within it (1h to 30 days).
+    #[arg(long, env = "FOG_SESSION_TTL", default_value = "24h", value_parser = humantime::parse_duration)]
+    pub session_ttl: Duration,
+    /// `iss` and audience prefix of access tokens (name the cluster when several share users).
+    #[arg(long, env = "FOG_TOKEN_ISSUER", default_value = "fogplane")]
+    pub token_issuer: String,
+    /// Public and user requests per second per client address (burst 2x).
+    #[arg(long, env = "FOG_LIMIT_IP_RPS", default_value_t = 500)]
+    pub limit_ip_rps: u32,
+    /// Node session opens and joins per second per client address (burst 5x).
+    #[arg(long, env = "FOG_LIMIT_NODE_RPS", default_value_t = 500)]
+    pub limit_node_rps: u32,
+    /// Reads per second per identity (burst 2x).
+    #[arg(long, env = "FOG_LIMIT_READ_RPS", default_value_t = 100)]
+    pub limit_read_rps: u32,
+    /// Writes per second per identity (burst 2x).
+    #[arg(long, env = "FOG_LIMIT_WRITE_RPS", default_value_t = 50)]
+    pub limit_write_rps: u32,
+    /// Watch opens per second per identity (burst 2x).
+    #[arg(long, env = "FOG_LIMIT_WATCH_RPS", default_value_t = 5)]
+    pub limit_watch_rps: u32,
+    /// Watches one identity may hold open.
+    #[arg(long, env = "FOG_MAX_WATCHES", default_value_t = 16)]
+    pub max_watches: u32,
+    /// Sign-in attempts per minute per address and per username.
+    #[arg(long, env = "FOG_LIMIT_SIGN_IN_PER_MIN", default_value_t = 20)]
+    pub limit_sign_in_per_min: u32,
+    /// Unary user requests in flight; more are shed with RESOURCE_EXHAUSTED.
+    #[arg(long, env = "FOG_MAX_INFLIGHT", default_value_t = 256)]
+    pub max_inflight: u32,
     /// Log as JSON lines instead of human text.
     #[arg(long, env = "FOG_LOG_JSON", default_value_t = false)]
     pub log_json: bool,
@@ -98,6 +131,8 @@ pub struct Config {
     pub shutdown_grace: Duration,
     /// JSON logs.
     pub log_json: bool,
+    /// Users, tokens and limits.
+    pub auth: crate::auth::AuthSettings,
 }
 
 /// mTLS and identity settings.
@@ -153,6 +188,51 @@ fn tls_settings(f: &Flags) -> Result<TlsSettings, ConfigError> {
     })
 }
 
+fn auth_settings(f: &Flags) -> Result<crate::auth::AuthSettings, ConfigError> {
+    let min = Duration::from_secs(60);
+    if !(5 * min..=15 * min).contains(&f.access_token_ttl) {
+        return Err(ConfigError("--access-token-ttl must be between 5m and 15m".into()));
+    }
+    if !(60 * min..=30 * 24 * 60 * min).contains(&f.session_ttl) {
+        return Err(ConfigError("--session-ttl must be between 1h and 30 days".into()));
+    }
+    if f.token_issuer.is_empty() || f.token_issuer.len() > 128 {
+        return Err(ConfigError("--token-issuer must be 1-128 characters".into()));
+    }
+    let limits = [
+        ("--limit-ip-rps", f.limit_ip_rps),
+        ("--limit-node-rps", f.limit_node_rps),
+        ("--limit-read-rps", f.limit_read_rps),
+        ("--limit-write-rps", f.limit_write_rps),
+        ("--limit-watch-rps", f.limit_watch_rps),
+        ("--max-watches", f.max_watches),
+        ("--limit-sign-in-per-min", f.limit_sign_in_per_min),
+        ("--max-inflight", f.max_inflight),
+    ];
+    for (name, v) in limits {
+        if !(1..=10_000_000).contains(&v) {
+            return Err(ConfigError(format!("{name} must be between 1 and 10000000")));
+        }
+    }
+    Ok(crate::auth::AuthSettings {
+        issuer: f.token_issuer.clone(),
+        audience: format!("{}-api", f.token_issuer),
+        access_ttl: f.access_token_ttl,
+        session_ttl: f.session_ttl,
+        leeway: Duration::from_secs(30),
+        limits: crate::auth::LimitSettings {
+            per_ip_rps: f.limit_ip_rps,
+            node_rps: f.limit_node_rps,
+            read_rps: f.limit_read_rps,
+            write_rps: f.limit_write_rps,
+            watch_rps: f.limit_watch_rps,
+            max_watches: f.max_watches,
+            sign_in_per_min: f.limit_sign_in_per_min,
+            max_inflight: f.max_inflight,
+        },
+    })
+}
+
 impl Config {
     /// Validates flags into a configuration.
     pub fn from_flags(f: Flags) -> Result<Config, ConfigError> {
@@ -183,7 +263,9 @@ impl Config {
             ..LivenessConfig::default()
         };
         liveness.validate().map_err(ConfigError)?;
+        let auth = auth_settings(&f)?;
         Ok(Config {
+            auth,
             listen: f.listen,
             data_dir: f.data_dir,
             insecure_dev: f.insecure_dev,

@@ -6,6 +6,7 @@
 //! effects run (replies, assignments sent to node sessions, watch events).
 
 pub mod api;
+pub mod auth;
 pub mod config;
 pub mod convert;
 pub mod engine;

@@ -5,7 +5,84 @@ use clap::Parser;
 use fog_coordinator::config::{Config, EXIT_CONFIG, Flags};
 use tracing_subscriber::EnvFilter;
 
+/// `fog-coordinator admin …`: offline administration of the store.
+#[derive(Parser, Debug)]
+#[command(name = "fog-coordinator admin", about = "Offline administration (the coordinator must be stopped)")]
+struct AdminCli {
+    #[command(subcommand)]
+    command: AdminCommand,
+}
+
+#[derive(clap::Subcommand, Debug)]
+enum AdminCommand {
+    /// Create a user directly in the store — how the first admin comes to exist.
+    /// There is no default account or password.
+    Create {
+        /// Directory of the embedded store.
+        #[arg(long, env = "FOG_DATA_DIR", default_value = "./fog-data")]
+        data_dir: std::path::PathBuf,
+        /// The user's name.
+        #[arg(long)]
+        username: String,
+        /// The role: admin, operator or viewer.
+        #[arg(long, default_value = "admin")]
+        role: String,
+        /// Read the password from the first line of standard input.
+        #[arg(long, conflicts_with = "password_file")]
+        password_stdin: bool,
+        /// Read the password from the first line of this file.
+        #[arg(long)]
+        password_file: Option<std::path::PathBuf>,
+    },
+}
+
+fn admin(args: Vec<String>) -> i32 {
+    let cli = match AdminCli::try_parse_from(args) {
+        Ok(c) => c,
+        Err(e) if !e.use_stderr() => e.exit(),
+        Err(e) => {
+            let _ = e.print();
+            return EXIT_CONFIG;
+        }
+    };
+    let AdminCommand::Create { data_dir, username, role, password_stdin, password_file } = cli.command;
+    let Some(role) = fog_coordinator::auth::Role::parse(&role) else {
+        eprintln!("fog-coordinator admin create: --role must be admin, operator or viewer");
+        return EXIT_CONFIG;
+    };
+    let password = if let Some(path) = password_file {
+        std::fs::read_to_string(&path).map_err(|e| format!("cannot read {}: {e}", path.display()))
+    } else if password_stdin {
+        let mut line = String::new();
+        std::io::stdin().read_line(&mut line).map(|_| line).map_err(|e| format!("reading stdin: {e}"))
+    } else {
+        Err("give the password with --password-stdin or --password-file".to_string())
+    };
+    let password = match password {
+        Ok(p) => p.lines().next().unwrap_or_default().to_string(),
+        Err(e) => {
+            eprintln!("fog-coordinator admin create: {e}");
+            return EXIT_CONFIG;
+        }
+    };
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("tokio runtime");
+    match rt.block_on(fog_coordinator::auth::bootstrap::create_user(&data_dir, &username, &password, role)) {
+        Ok(()) => {
+            eprintln!("created {} user {username:?} in {}", role.name(), data_dir.display());
+            0
+        }
+        Err(e) => {
+            eprintln!("fog-coordinator admin create: {e:#}");
+            1
+        }
+    }
+}
+
 fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    if args.get(1).is_some_and(|a| a == "admin") {
+        std::process::exit(admin(args[1..].to_vec()));
+    }
     let flags = match Flags::try_parse() {
         Ok(f) => f,
         // --help and --version are not errors.

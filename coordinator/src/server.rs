@@ -1,11 +1,13 @@
 //! Assembles a running coordinator: store → writer → engine → gRPC server,
 //! and takes it down in the reverse order.
 
-use crate::api::{FleetApi, NodeApi, SystemApi, TaskApi, TopologyApi};
+use crate::api::{AuthApi, FleetApi, NodeApi, SystemApi, TaskApi, TopologyApi};
+use crate::auth::{AuthLayer, Limits};
 use crate::config::{Config, TlsSettings};
 use crate::engine::{Engine, EngineConfig, EngineHandle};
 use crate::identity::{CertificateAuthority, IdentityContext};
 use crate::store::{Mutation, RedbStore, Snapshot, Store, spawn_writer};
+use fog_proto::v1::auth_service_server::AuthServiceServer;
 use fog_proto::v1::fleet_service_server::FleetServiceServer;
 use fog_proto::v1::node_service_server::NodeServiceServer;
 use fog_proto::v1::system_service_server::SystemServiceServer;
@@ -64,6 +66,9 @@ pub async fn start(cfg: Config) -> anyhow::Result<Running> {
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
         .build_v1()?;
 
+    let limits = Arc::new(Limits::new(cfg.auth.limits.clone()));
+    let auth_layer = AuthLayer::new(engine.auth_view(), limits.clone());
+
     let listener = tokio::net::TcpListener::bind(cfg.listen).await?;
     let addr = listener.local_addr()?;
     let shutdown = CancellationToken::new();
@@ -72,21 +77,48 @@ pub async fn start(cfg: Config) -> anyhow::Result<Running> {
     if let Some(tls) = tls_config {
         builder = builder.tls_config(tls)?;
     }
+    let kib = 1024;
     let router = builder
+        // Many node sessions share few connections (one per agent, or a
+        // simulator's handful); per-identity caps on watches live in the layer.
+        .max_concurrent_streams(Some(16_384))
         // Node sessions are long-lived and mostly idle: keepalives find dead
         // peers the kernel would not report for minutes.
         .http2_keepalive_interval(Some(Duration::from_secs(10)))
         .http2_keepalive_timeout(Some(Duration::from_secs(5)))
         .tcp_nodelay(true)
+        // Every request passes the auth layer: policy, credentials, roles, limits.
+        .layer(auth_layer)
         .add_service(health)
         .add_service(reflection)
-        .add_service(NodeServiceServer::new(NodeApi::new(engine.clone(), session_queue, identity.clone())))
-        .add_service(TaskServiceServer::new(TaskApi::new(engine.clone())))
-        .add_service(FleetServiceServer::new(FleetApi::new(engine.clone(), identity.clone())))
-        .add_service(TopologyServiceServer::new(TopologyApi::new(engine.clone())))
-        .add_service(SystemServiceServer::new(SystemApi::new(engine.clone())));
+        // Largest request message per service: a hello lists up to 10,000
+        // attempts and results carry up to 2 x 64 KiB; the rest are small.
+        .add_service(
+            AuthServiceServer::new(AuthApi::new(engine.clone(), limits.clone())).max_decoding_message_size(16 * kib),
+        )
+        .add_service(
+            NodeServiceServer::new(NodeApi::new(engine.clone(), session_queue, identity.clone()))
+                .max_decoding_message_size(1024 * kib),
+        )
+        .add_service(TaskServiceServer::new(TaskApi::new(engine.clone())).max_decoding_message_size(256 * kib))
+        .add_service(
+            FleetServiceServer::new(FleetApi::new(engine.clone(), identity.clone()))
+                .max_decoding_message_size(64 * kib),
+        )
+        .add_service(TopologyServiceServer::new(TopologyApi::new(engine.clone())).max_decoding_message_size(16 * kib))
+        .add_service(SystemServiceServer::new(SystemApi::new(engine.clone())).max_decoding_message_size(4 * kib));
     let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
     let server = tokio::spawn(router.serve_with_incoming_shutdown(incoming, async move { stop.cancelled().await }));
+    let evict = shutdown.clone();
+    tokio::spawn(async move {
+        let mut every = tokio::time::interval(Duration::from_secs(60));
+        loop {
+            tokio::select! {
+                _ = every.tick() => limits.evict_idle(),
+                _ = evict.cancelled() => break,
+            }
+        }
+    });
     info!(%addr, took_ms = started.elapsed().as_millis() as u64, "coordinator serving");
     Ok(Running { addr, engine, shutdown, server, engine_task, writer_task, grace: cfg.shutdown_grace })
 }

@@ -4,6 +4,7 @@
 use std::path::{Path, PathBuf};
 
 const PROTOS: &[&str] = &[
+    "fog/v1/auth.proto",
     "fog/v1/common.proto",
     "fog/v1/fleet.proto",
     "fog/v1/node.proto",
@@ -14,8 +15,18 @@ const PROTOS: &[&str] = &[
 
 fn generate(out: &Path) {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let fds = protox::compile(PROTOS, [root]).expect("the .proto files compile");
-    std::fs::write(out.join("fog_descriptor.bin"), prost::Message::encode_to_vec(&fds)).unwrap();
+    let mut compiler = protox::Compiler::new([root]).expect("include path");
+    compiler.include_imports(true).include_source_info(true);
+    compiler.open_files(PROTOS).expect("the .proto files compile");
+    // Encoded by protox itself, so the buf.validate options survive (prost_types would drop them).
+    let encoded = compiler.encode_file_descriptor_set();
+    std::fs::write(out.join("fog_descriptor.bin"), &encoded).unwrap();
+    let fds = compiler.file_descriptor_set();
+    prost_protovalidate_build::Builder::new()
+        .file_descriptor_set_bytes(encoded)
+        .out_dir(out)
+        .compile()
+        .expect("validation code generation succeeds");
     tonic_prost_build::configure()
         .build_client(true)
         .build_server(true)
@@ -30,7 +41,7 @@ fn generated_code_is_up_to_date() {
     let tmp = tempfile::tempdir().unwrap();
     generate(tmp.path());
     let mut drift = Vec::new();
-    for name in ["fog.v1.rs", "fog_descriptor.bin"] {
+    for name in ["fog.v1.rs", "fog_descriptor.bin", "validate_impl.rs"] {
         let fresh = std::fs::read(tmp.path().join(name)).unwrap();
         let old = std::fs::read(committed.join(name)).unwrap_or_default();
         if fresh != old {

@@ -3,12 +3,16 @@
 //! attach simulated nodes, and wait on conditions with deadlines — never a
 //! bare sleep standing in for a condition.
 
+pub mod identity;
 pub mod process;
 pub mod raw;
 
+use fog_coordinator::auth::Role;
 use fog_coordinator::config::Config;
 use fog_coordinator::server::Running;
+use fog_proto::auth::{Authed, Bearer};
 use fog_proto::v1 as pb;
+use fog_proto::v1::auth_service_client::AuthServiceClient;
 use fog_proto::v1::fleet_service_client::FleetServiceClient;
 use fog_proto::v1::system_service_client::SystemServiceClient;
 use fog_proto::v1::task_service_client::TaskServiceClient;
@@ -38,6 +42,13 @@ where
     }
 }
 
+/// The fields named by an `INVALID_ARGUMENT` status's `google.rpc.BadRequest` (panics on another code).
+pub fn field_violations(s: &tonic::Status) -> Vec<String> {
+    use tonic_types::StatusExt;
+    assert_eq!(s.code(), tonic::Code::InvalidArgument, "{s:?}");
+    s.get_details_bad_request().expect("BadRequest details").field_violations.into_iter().map(|v| v.field).collect()
+}
+
 /// Logs to the test output when `FOG_TEST_LOG` is set (e.g. `FOG_TEST_LOG=debug`).
 pub fn init_logs() {
     if let Ok(level) = std::env::var("FOG_TEST_LOG") {
@@ -45,14 +56,37 @@ pub fn init_logs() {
     }
 }
 
+/// The password of the `admin` user every test coordinator is created with.
+pub const ADMIN_PASSWORD: &str = "test-admin-password";
+/// The password `Coord::sign_in_as` gives the users it creates.
+pub const USER_PASSWORD: &str = "test-user-password";
+
 /// An in-process coordinator with a fresh store.
 pub struct Coord {
     /// The running coordinator.
     pub running: Option<Running>,
-    /// Its gRPC channel.
+    /// Its gRPC channel (no credentials: what nodes use).
     pub channel: Channel,
     /// Store directory (kept for restarts).
     pub dir: tempfile::TempDir,
+    /// An access token of the `admin` user (created offline before the first start, as operators do).
+    pub admin_token: String,
+}
+
+/// Creates the `admin` user in a store directory, as `fog-coordinator admin create` does.
+pub async fn create_admin(dir: &std::path::Path) {
+    fog_coordinator::auth::bootstrap::create_user(dir, "admin", ADMIN_PASSWORD, Role::Admin)
+        .await
+        .expect("admin created");
+}
+
+/// Mints an access token for `user` with the running coordinator's signing key
+/// (in-process only; the user must exist for it to be accepted).
+pub fn mint_token(running: &Running, user: &str, role: Role) -> String {
+    let view = running.engine.auth_view();
+    let keys = view.borrow().keys.clone();
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
+    keys.sign(&keys.claims(user, role, "test-session", now, 900)).expect("token signed")
 }
 
 impl Coord {
@@ -67,9 +101,11 @@ impl Coord {
         let dir = tempfile::tempdir().expect("temp dir");
         let mut cfg = Config::for_tests(dir.path().to_path_buf());
         adjust(&mut cfg);
+        create_admin(dir.path()).await;
         let running = fog_coordinator::server::start(cfg).await.expect("coordinator starts");
         let channel = connect(&format!("http://{}", running.addr)).await;
-        Coord { running: Some(running), channel, dir }
+        let admin_token = mint_token(&running, "admin", Role::Admin);
+        Coord { running: Some(running), channel, dir, admin_token }
     }
 
     /// Starts one with mTLS on (a fresh CA in a fresh store); `channel` is a
@@ -78,10 +114,19 @@ impl Coord {
         init_logs();
         let dir = tempfile::tempdir().expect("temp dir");
         let cfg = Config::for_tls_tests(dir.path().to_path_buf());
+        create_admin(dir.path()).await;
         let running = fog_coordinator::server::start(cfg).await.expect("coordinator starts");
         let ca = std::fs::read_to_string(dir.path().join(fog_coordinator::server::CA_FILE)).expect("ca.pem written");
         let channel = tls_channel(running.addr, &ca, None).await;
-        Coord { running: Some(running), channel, dir }
+        let admin_token = mint_token(&running, "admin", Role::Admin);
+        Coord { running: Some(running), channel, dir, admin_token }
+    }
+
+    /// Clients of a coordinator running elsewhere (a real process) at `url`,
+    /// signed in as `admin`, reusing `Coord`'s helpers.
+    pub async fn client_of(url: &str) -> Coord {
+        let admin_token = process::sign_in(url, None, "admin", ADMIN_PASSWORD).await;
+        Coord { running: None, channel: connect(url).await, dir: tempfile::tempdir().expect("temp dir"), admin_token }
     }
 
     /// The CA certificate the coordinator wrote to its data directory.
@@ -94,24 +139,62 @@ impl Coord {
         tls_channel(self.running.as_ref().expect("running").addr, &self.ca_pem(), identity).await
     }
 
-    /// Task client.
-    pub fn tasks(&self) -> TaskServiceClient<Channel> {
-        TaskServiceClient::new(self.channel.clone())
+    /// The channel with the admin's token on every request.
+    pub fn admin(&self) -> Authed {
+        self.with_token(&self.admin_token)
     }
 
-    /// Fleet client.
-    pub fn fleet(&self) -> FleetServiceClient<Channel> {
-        FleetServiceClient::new(self.channel.clone())
+    /// The channel with `token` on every request.
+    pub fn with_token(&self, token: &str) -> Authed {
+        Bearer::new(token).expect("token is ASCII").wrap(self.channel.clone())
     }
 
-    /// Topology client.
-    pub fn topology(&self) -> TopologyServiceClient<Channel> {
-        TopologyServiceClient::new(self.channel.clone())
+    /// Task client (as admin).
+    pub fn tasks(&self) -> TaskServiceClient<Authed> {
+        TaskServiceClient::new(self.admin())
     }
 
-    /// System client.
-    pub fn system(&self) -> SystemServiceClient<Channel> {
-        SystemServiceClient::new(self.channel.clone())
+    /// Fleet client (as admin).
+    pub fn fleet(&self) -> FleetServiceClient<Authed> {
+        FleetServiceClient::new(self.admin())
+    }
+
+    /// Topology client (as admin).
+    pub fn topology(&self) -> TopologyServiceClient<Authed> {
+        TopologyServiceClient::new(self.admin())
+    }
+
+    /// System client (as admin).
+    pub fn system(&self) -> SystemServiceClient<Authed> {
+        SystemServiceClient::new(self.admin())
+    }
+
+    /// Auth client (as admin).
+    pub fn auth(&self) -> AuthServiceClient<Authed> {
+        AuthServiceClient::new(self.admin())
+    }
+
+    /// Creates user `name` with `role` (through the API, as an admin) and signs
+    /// in as them; returns the sign-in reply (tokens and role).
+    pub async fn sign_in_as(&self, name: &str, role: Role) -> pb::SignInResponse {
+        self.auth()
+            .create_user(pb::CreateUserRequest {
+                username: name.into(),
+                password: USER_PASSWORD.into(),
+                role: role.to_pb() as i32,
+            })
+            .await
+            .expect("user created");
+        AuthServiceClient::new(self.channel.clone())
+            .sign_in(pb::SignInRequest { username: name.into(), password: USER_PASSWORD.into() })
+            .await
+            .expect("signed in")
+            .into_inner()
+    }
+
+    /// An access token of a new user `name` with `role`.
+    pub async fn token_as(&self, name: &str, role: Role) -> String {
+        self.sign_in_as(name, role).await.tokens.expect("tokens").access_token
     }
 
     /// Spawns a simulated node on this coordinator.

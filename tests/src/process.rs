@@ -37,8 +37,10 @@ impl CoordinatorProcess {
         Self::start_on(free_port(), data_dir, extra)
     }
 
-    /// Starts one on a given port (to restart on the same address).
+    /// Starts one on a given port (to restart on the same address). The first
+    /// start in a data directory creates the `admin` user offline first.
     pub fn start_on(port: u16, data_dir: &Path, extra: &[&str]) -> CoordinatorProcess {
+        create_admin_offline(data_dir);
         let child = Command::new(binary("fog-coordinator"))
             .args(["--insecure-dev", "--listen", &format!("127.0.0.1:{port}"), "--heartbeat-interval", "100ms"])
             .arg("--data-dir")
@@ -50,6 +52,11 @@ impl CoordinatorProcess {
             .spawn()
             .expect("spawn fog-coordinator");
         CoordinatorProcess { child, url: format!("http://127.0.0.1:{port}"), port }
+    }
+
+    /// Signs in as `admin` (waiting for the coordinator to come up) and returns an access token.
+    pub async fn admin_token(&self) -> String {
+        sign_in(&self.url, None, "admin", crate::ADMIN_PASSWORD).await
     }
 
     /// SIGKILL: no shutdown code runs.
@@ -68,4 +75,49 @@ impl Drop for CoordinatorProcess {
     fn drop(&mut self) {
         self.kill();
     }
+}
+
+/// Runs `fog-coordinator admin create` for `admin` in `data_dir` unless it exists already.
+pub fn create_admin_offline(data_dir: &Path) {
+    let mut child = Command::new(binary("fog-coordinator"))
+        .args(["admin", "create", "--username", "admin", "--password-stdin", "--data-dir"])
+        .arg(data_dir)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn fog-coordinator admin create");
+    use std::io::Write;
+    writeln!(child.stdin.take().expect("stdin"), "{}", crate::ADMIN_PASSWORD).expect("write password");
+    let out = child.wait_with_output().expect("admin create runs");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success() || err.contains("already exists"), "admin create failed: {err}");
+}
+
+/// Signs in over gRPC (retrying while the coordinator starts) and returns the access token.
+pub async fn sign_in(url: &str, ca_pem: Option<&str>, user: &str, password: &str) -> String {
+    use fog_proto::v1 as pb;
+    crate::eventually(&format!("sign in to {url}"), crate::DEADLINE, || async {
+        let channel = match ca_pem {
+            Some(ca) => {
+                let tls = tonic::transport::ClientTlsConfig::new()
+                    .ca_certificate(tonic::transport::Certificate::from_pem(ca))
+                    .domain_name("localhost");
+                tonic::transport::Endpoint::from_shared(url.to_string())
+                    .ok()?
+                    .tls_config(tls)
+                    .ok()?
+                    .connect()
+                    .await
+                    .ok()?
+            }
+            None => tonic::transport::Endpoint::from_shared(url.to_string()).ok()?.connect().await.ok()?,
+        };
+        let r = fog_proto::v1::auth_service_client::AuthServiceClient::new(channel)
+            .sign_in(pb::SignInRequest { username: user.into(), password: password.into() })
+            .await
+            .ok()?;
+        r.into_inner().tokens.map(|t| t.access_token)
+    })
+    .await
 }

@@ -58,6 +58,22 @@ impl RawNode {
         tokio::time::timeout(limit, async { while let Ok(Some(_)) = self.rx.message().await {} }).await.ok()
     }
 
+    /// Waits for the stream to end with an error status (None if it ended cleanly or not within `limit`).
+    pub async fn ended_with_status(&mut self, limit: Duration) -> Option<tonic::Status> {
+        tokio::time::timeout(limit, async {
+            loop {
+                match self.rx.message().await {
+                    Ok(Some(_)) => continue,
+                    Ok(None) => return None,
+                    Err(s) => return Some(s),
+                }
+            }
+        })
+        .await
+        .ok()
+        .flatten()
+    }
+
     /// Sends a message.
     pub async fn send(&self, msg: Up) {
         self.tx.send(pb::SessionRequest { msg: Some(msg) }).await.expect("session open");

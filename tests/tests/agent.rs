@@ -81,7 +81,7 @@ async fn fixture(node_id: &str) -> Fixture {
 /// A coordinator client over an already connected channel (for real
 /// coordinator processes), reusing `Coord`'s helpers.
 async fn client_of(url: &str) -> Coord {
-    Coord { running: None, channel: connect(url).await, dir: tempfile::tempdir().unwrap() }
+    Coord::client_of(url).await
 }
 
 fn exec(command: &str, args: &[&str]) -> pb::TaskSpec {

@@ -30,6 +30,7 @@ impl TlsCoordinator {
     async fn start(extra: &[&str]) -> TlsCoordinator {
         let dir = tempfile::tempdir().unwrap();
         let port = free_port();
+        fog_e2e::process::create_admin_offline(dir.path());
         let child = Command::new(binary("fog-coordinator"))
             .args(["--listen", &format!("127.0.0.1:{port}"), "--heartbeat-interval", "100ms"])
             .arg("--data-dir")
@@ -48,7 +49,9 @@ impl TlsCoordinator {
             Endpoint::from_shared(url.clone()).ok()?.tls_config(tls).ok()?.connect().await.ok()
         })
         .await;
-        let client = Coord { running: None, channel, dir: tempfile::tempdir().unwrap() };
+        let ca = std::fs::read_to_string(&ca_path).unwrap();
+        let admin_token = fog_e2e::process::sign_in(&url, Some(&ca), "admin", ADMIN_PASSWORD).await;
+        let client = Coord { running: None, channel, dir: tempfile::tempdir().unwrap(), admin_token };
         TlsCoordinator { child, url, dir, client }
     }
 

@@ -5,10 +5,29 @@ use fog_e2e::process::binary;
 use fog_e2e::*;
 use std::process::Output;
 
+/// Where fogctl keeps its saved credentials in these tests (one per test process).
+fn config_dir() -> &'static std::path::Path {
+    static DIR: std::sync::OnceLock<tempfile::TempDir> = std::sync::OnceLock::new();
+    DIR.get_or_init(|| tempfile::tempdir().unwrap()).path()
+}
+
 async fn fogctl(url: &str, args: &[&str]) -> Output {
+    fogctl_stdin(url, args, "").await
+}
+
+async fn fogctl_stdin(url: &str, args: &[&str], stdin: &str) -> Output {
+    use tokio::io::AsyncWriteExt as _;
     let mut cmd = tokio::process::Command::new(binary("fogctl"));
-    cmd.arg("--coordinator").arg(url).args(args);
-    tokio::time::timeout(DEADLINE, cmd.output()).await.expect("fogctl finished in time").expect("fogctl runs")
+    cmd.arg("--coordinator").arg(url).args(args).env("FOGCTL_CONFIG_DIR", config_dir()).env_remove("FOG_TOKEN");
+    cmd.stdin(std::process::Stdio::piped()).stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped());
+    let mut child = cmd.spawn().expect("fogctl runs");
+    let mut input = child.stdin.take().unwrap();
+    input.write_all(stdin.as_bytes()).await.unwrap();
+    drop(input);
+    tokio::time::timeout(DEADLINE, child.wait_with_output())
+        .await
+        .expect("fogctl finished in time")
+        .expect("fogctl runs")
 }
 
 fn text(o: &Output) -> String {
@@ -21,6 +40,17 @@ async fn fogctl_submits_waits_lists_and_reports_errors_with_exit_codes() {
     let url = format!("http://{}", c.running.as_ref().unwrap().addr);
     let _nodes = c.nodes("cli", 2, 2000);
     c.wait_healthy(2).await;
+
+    // Not signed in: exit 6 and a hint that says how.
+    let o = fogctl(&url, &["status"]).await;
+    assert_eq!(o.status.code(), Some(6), "{}", text(&o));
+    assert!(text(&o).contains("fogctl login"), "{}", text(&o));
+    let o = fogctl_stdin(&url, &["login", "-u", "admin", "--password-stdin"], "wrong password\n").await;
+    assert_eq!(o.status.code(), Some(6), "{}", text(&o));
+    let o = fogctl_stdin(&url, &["login", "-u", "admin", "--password-stdin"], &format!("{ADMIN_PASSWORD}\n")).await;
+    assert!(o.status.success(), "{}", text(&o));
+    let o = fogctl(&url, &["whoami"]).await;
+    assert!(text(&o).contains("admin (admin)"), "{}", text(&o));
 
     let o = fogctl(&url, &["status"]).await;
     assert!(o.status.success(), "{}", text(&o));
@@ -60,6 +90,33 @@ async fn fogctl_submits_waits_lists_and_reports_errors_with_exit_codes() {
     let o = fogctl(&url, &["nodes", "get", "NOT_AN_ID"]).await;
     assert_eq!(o.status.code(), Some(5), "{}", text(&o));
     assert!(text(&o).contains("node_id"), "{}", text(&o));
+
+    // An API token for automation: a viewer token reads but may not submit.
+    let o = fogctl(&url, &["token", "create", "--name", "dashboard", "--role", "viewer", "--ttl", "1h"]).await;
+    assert!(o.status.success(), "{}", text(&o));
+    let secret = String::from_utf8_lossy(&o.stdout).trim().to_string();
+    assert!(secret.starts_with("fogapi_"), "{secret}");
+    let o = fogctl(&url, &["--token", &secret, "nodes", "list"]).await;
+    assert!(o.status.success(), "{}", text(&o));
+    let o = fogctl(&url, &["--token", &secret, "tasks", "submit", "--echo", "no"]).await;
+    assert_eq!(o.status.code(), Some(6), "{}", text(&o));
+    assert!(text(&o).contains("requires role operator"), "{}", text(&o));
+    let o = fogctl(&url, &["-o", "json", "token", "list"]).await;
+    let id = text(&o)
+        .lines()
+        .find(|l| l.contains("dashboard"))
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["id"].as_str().unwrap().to_string())
+        .expect("token listed");
+    let o = fogctl(&url, &["token", "revoke", &id]).await;
+    assert!(o.status.success(), "{}", text(&o));
+    let o = fogctl(&url, &["--token", &secret, "nodes", "list"]).await;
+    assert_eq!(o.status.code(), Some(6), "revoked at once: {}", text(&o));
+
+    // Sign out: the saved session ends.
+    let o = fogctl(&url, &["logout"]).await;
+    assert!(o.status.success(), "{}", text(&o));
+    let o = fogctl(&url, &["status"]).await;
+    assert_eq!(o.status.code(), Some(6), "{}", text(&o));
 
     // Unreachable: exit 3 with a hint.
     let port = fog_e2e::process::free_port();

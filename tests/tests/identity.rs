@@ -1,6 +1,7 @@
 //! Node identity over mTLS against a real coordinator: join tokens, CSR
 //! signing, identity only from the certificate, revocation, renewal.
 
+use fog_e2e::identity::*;
 use fog_e2e::raw::RawNode;
 use fog_e2e::*;
 use fog_proto::v1 as pb;
@@ -9,70 +10,6 @@ use fog_proto::v1::session_request::Msg as Up;
 use fog_proto::v1::session_response::Msg as Down;
 use std::time::Duration;
 use tonic::Code;
-
-/// A device-generated key and CSR; the private key never leaves the "device".
-struct DeviceKey {
-    key: rcgen::KeyPair,
-}
-
-impl DeviceKey {
-    fn new() -> DeviceKey {
-        DeviceKey { key: rcgen::KeyPair::generate().expect("P-256 key") }
-    }
-
-    /// A CSR that asks for far more than it will get.
-    fn csr(&self) -> Vec<u8> {
-        let mut params = rcgen::CertificateParams::new(vec!["admin.example".to_string()]).unwrap();
-        params.distinguished_name.push(rcgen::DnType::CommonName, "admin");
-        params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
-        params.serialize_request(&self.key).unwrap().der().to_vec()
-    }
-
-    fn key_pem(&self) -> String {
-        self.key.serialize_pem()
-    }
-}
-
-fn cert_pem(der: &[u8]) -> String {
-    pem::encode(&pem::Pem::new("CERTIFICATE", der.to_vec()))
-}
-
-async fn token(c: &Coord, name: &str, labels: &[(&str, &str)]) -> String {
-    c.fleet()
-        .create_join_token(pb::CreateJoinTokenRequest {
-            ttl_seconds: 0,
-            node_name: name.to_string(),
-            labels: labels.iter().map(|(k, v)| pb::Label { key: k.to_string(), value: v.to_string() }).collect(),
-        })
-        .await
-        .expect("token created")
-        .into_inner()
-        .token
-}
-
-async fn join(c: &Coord, token: &str, name: &str, csr: Vec<u8>) -> Result<pb::JoinResponse, tonic::Status> {
-    NodeServiceClient::new(c.channel.clone())
-        .join(pb::JoinRequest { token: token.to_string(), csr_der: csr, node_name: name.to_string() })
-        .await
-        .map(|r| r.into_inner())
-}
-
-fn hello(node_id: &str) -> pb::Hello {
-    pb::Hello {
-        node_id: node_id.to_string(),
-        capacity: Some(pb::Resources { cpu_millis: 2000, memory_mb: 2048, ..Default::default() }),
-        agent_version: "identity-test".into(),
-        ..Default::default()
-    }
-}
-
-/// Joins a node named `name` and returns its key and certificate PEM.
-async fn joined(c: &Coord, name: &str) -> (DeviceKey, String) {
-    let key = DeviceKey::new();
-    let t = token(c, name, &[]).await;
-    let r = join(c, &t, name, key.csr()).await.expect("join accepted");
-    (key, cert_pem(&r.certificate_der))
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_node_joins_with_a_token_and_holds_an_mtls_session() {
@@ -230,7 +167,8 @@ async fn fogctl_creates_join_tokens_over_tls_with_the_coordinators_ca() {
         .arg(format!("https://localhost:{}", addr.port()))
         .arg("--ca-file")
         .arg(&ca)
-        .args(["tokens", "create", "--name", "cli-node", "--label", "fog.io/onion-routing=true", "--ttl", "10m"])
+        .args(["join-token", "create", "--name", "cli-node", "--label", "fog.io/onion-routing=true", "--ttl", "10m"])
+        .env("FOG_TOKEN", &c.admin_token)
         .output()
         .await
         .unwrap();
@@ -258,12 +196,15 @@ async fn an_operator_supplied_ca_is_used_instead_of_a_generated_one() {
     let dir = tempfile::tempdir().unwrap();
     let mut cfg = fog_coordinator::config::Config::for_tls_tests(dir.path().to_path_buf());
     cfg.tls.as_mut().unwrap().operator_ca = Some((cert_path, key_path));
+    create_admin(dir.path()).await;
     let running = fog_coordinator::server::start(cfg).await.expect("starts with the operator's CA");
+    let admin = mint_token(&running, "admin", fog_coordinator::auth::Role::Admin);
     let written = std::fs::read_to_string(dir.path().join(fog_coordinator::server::CA_FILE)).unwrap();
     assert_eq!(written, ca.cert_pem(), "the operator's CA is the one served");
     // Nodes join under it: their certificates verify against the operator's CA.
     let channel = tls_channel(running.addr, &ca.cert_pem(), None).await;
-    let token = fog_proto::v1::fleet_service_client::FleetServiceClient::new(channel.clone())
+    let authed = fog_proto::auth::Bearer::new(&admin).unwrap().wrap(channel.clone());
+    let token = fog_proto::v1::fleet_service_client::FleetServiceClient::new(authed)
         .create_join_token(pb::CreateJoinTokenRequest::default())
         .await
         .unwrap()

@@ -20,7 +20,8 @@ async fn acknowledged_tasks_survive_sigkill_and_none_completes_twice() {
     let channel = Endpoint::from_shared(url.clone()).unwrap().connect_lazy();
     let _nodes: Vec<_> =
         (0..3).map(|i| spawn_node(channel.clone(), spec(&format!("p-{i}"), 1000), fast_sim())).collect();
-    let mut tasks = TaskServiceClient::new(channel.clone());
+    let token = coord.admin_token().await;
+    let mut tasks = TaskServiceClient::new(fog_proto::auth::Bearer::new(&token).unwrap().wrap(channel.clone()));
     let n = 60;
     let mut acked = Vec::new();
     for i in 0..n {

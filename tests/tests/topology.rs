@@ -204,6 +204,7 @@ async fn a_watcher_that_never_reads_does_not_delay_the_others_and_is_resynced() 
         .connect()
         .await
         .unwrap();
+    let own = fog_proto::auth::Bearer::new(&c.admin_token).unwrap().wrap(own);
     let mut stalled = fog_proto::v1::topology_service_client::TopologyServiceClient::new(own)
         .watch_topology(status_detail())
         .await

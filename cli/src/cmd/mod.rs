@@ -4,11 +4,13 @@
 use std::process::ExitCode;
 use std::time::Duration;
 
+use fog_proto::auth::{Authed, Bearer};
 use tonic::transport::{Channel, Endpoint};
 
 use crate::args::{Cli, Command, OutputFormat};
 use crate::error::CliError;
 
+pub mod auth;
 pub mod nodes;
 pub mod sim;
 pub mod status;
@@ -25,11 +27,28 @@ pub struct Ctx {
     pub format: OutputFormat,
     /// CA to verify an https:// coordinator with.
     pub ca_file: Option<std::path::PathBuf>,
+    /// Bearer token given on the command line or in FOG_TOKEN.
+    pub token: Option<String>,
 }
 
 impl Ctx {
-    /// Connects to the coordinator (eagerly, so an unreachable one fails fast with exit code 3).
-    pub async fn connect(&self) -> Result<Channel, CliError> {
+    /// Connects to the coordinator with credentials: --token / FOG_TOKEN, or
+    /// the session saved by `fogctl login` (refreshed when about to expire).
+    pub async fn connect(&self) -> Result<Authed, CliError> {
+        let channel = self.connect_plain().await?;
+        let token = match &self.token {
+            Some(t) => Some(t.clone()),
+            None => auth::saved_access_token(self, &channel).await?,
+        };
+        let bearer = match token {
+            Some(t) => Bearer::new(&t).map_err(|_| CliError::Usage("--token: not a valid token".into()))?,
+            None => Bearer::none(),
+        };
+        Ok(bearer.wrap(channel))
+    }
+
+    /// Connects without credentials (sign-in, and what simulated nodes use).
+    pub async fn connect_plain(&self) -> Result<Channel, CliError> {
         self.endpoint()?
             .connect()
             .await
@@ -90,7 +109,7 @@ fn error_chain(e: &dyn std::error::Error) -> String {
 
 /// Runs the parsed command line.
 pub async fn run(cli: Cli) -> Result<ExitCode, CliError> {
-    let ctx = Ctx { url: cli.coordinator, format: cli.output, ca_file: cli.ca_file };
+    let ctx = Ctx { url: cli.coordinator, format: cli.output, ca_file: cli.ca_file, token: cli.token };
     match cli.command {
         Command::Status => status::run(&ctx).await,
         Command::Nodes(c) => nodes::run(&ctx, c).await,
@@ -98,5 +117,10 @@ pub async fn run(cli: Cli) -> Result<ExitCode, CliError> {
         Command::Topology(a) => topology::run(&ctx, a).await,
         Command::Tokens(c) => tokens::run(&ctx, c).await,
         Command::Sim(a) => sim::run(&ctx, a).await,
+        Command::Login(a) => auth::login(&ctx, a).await,
+        Command::Logout => auth::logout(&ctx).await,
+        Command::Whoami => auth::whoami(&ctx).await,
+        Command::Users(c) => auth::users(&ctx, c).await,
+        Command::Token(c) => auth::api_tokens(&ctx, c).await,
     }
 }

@@ -1,5 +1,6 @@
 //! `fogctl nodes list|get`: the operators' view of the fleet.
 
+use fog_proto::auth::Authed;
 use std::process::ExitCode;
 
 use fog_proto::v1::fleet_service_client::FleetServiceClient;
@@ -36,7 +37,7 @@ pub async fn run(ctx: &Ctx, cmd: NodesCommand) -> Result<ExitCode, CliError> {
 
 /// Follows pages until the last one or `--limit`; returns them as one response.
 async fn list_all(
-    client: &mut FleetServiceClient<tonic::transport::Channel>,
+    client: &mut FleetServiceClient<Authed>,
     ctx: &Ctx,
     args: &NodesListArgs,
 ) -> Result<ListNodesResponse, CliError> {

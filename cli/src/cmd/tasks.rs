@@ -1,5 +1,6 @@
 //! `fogctl tasks …`: submit, follow, list, cancel and explain tasks.
 
+use fog_proto::auth::Authed;
 use std::collections::{BTreeMap, HashSet};
 use std::process::ExitCode;
 use std::time::Duration;
@@ -12,7 +13,6 @@ use fog_proto::v1::{
     task_spec::Workload,
 };
 use futures::StreamExt;
-use tonic::transport::Channel;
 
 use super::Ctx;
 use crate::args::{ExplainArgs, OutputFormat, SubmitArgs, TaskSpecArgs, TasksCommand, TasksListArgs};
@@ -23,7 +23,7 @@ use crate::short;
 
 const MAX_PAGE: u32 = 1000;
 
-type Client = TaskServiceClient<Channel>;
+type Client = TaskServiceClient<Authed>;
 
 /// Runs `fogctl tasks …`.
 pub async fn run(ctx: &Ctx, cmd: TasksCommand) -> Result<ExitCode, CliError> {

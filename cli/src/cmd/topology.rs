@@ -1,5 +1,6 @@
 //! `fogctl topology [--nodes] [--watch]` and `fogctl topology history`.
 
+use fog_proto::auth::Authed;
 use std::collections::BTreeMap;
 use std::process::ExitCode;
 use std::time::Duration;
@@ -269,11 +270,7 @@ fn summary(a: &Aggregates) -> String {
 
 /// Streams the topology until Ctrl-C, resuming from the last revision when the
 /// stream breaks (the coordinator answers with a resync if it cannot resume).
-async fn watch(
-    ctx: &Ctx,
-    client: &mut TopologyServiceClient<tonic::transport::Channel>,
-    detail: DetailArg,
-) -> Result<(), CliError> {
+async fn watch(ctx: &Ctx, client: &mut TopologyServiceClient<Authed>, detail: DetailArg) -> Result<(), CliError> {
     let mut view = WatchView::default();
     let mut retries = 0u32;
     loop {

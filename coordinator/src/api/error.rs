@@ -23,6 +23,17 @@ pub enum ApiError {
     /// The caller's credentials (certificate, join token) are missing or not valid.
     #[error("{0}")]
     Unauthenticated(String),
+    /// It exists already.
+    #[error("{0}")]
+    AlreadyExists(String),
+    /// Over a limit; retry after the given time.
+    #[error("rate limit: {what} exceeded; retry after {} ms", retry_after.as_millis())]
+    Exhausted {
+        /// What ran out.
+        what: String,
+        /// When to retry.
+        retry_after: std::time::Duration,
+    },
     /// The coordinator cannot serve now (store failure, shutting down).
     #[error("{0}")]
     Unavailable(String),
@@ -53,6 +64,12 @@ impl From<ApiError> for Status {
             ApiError::FailedPrecondition(_) => Status::failed_precondition(msg),
             ApiError::PermissionDenied(_) => Status::permission_denied(msg),
             ApiError::Unauthenticated(_) => Status::unauthenticated(msg),
+            ApiError::AlreadyExists(_) => Status::already_exists(msg),
+            ApiError::Exhausted { retry_after, .. } => Status::with_error_details(
+                Code::ResourceExhausted,
+                msg,
+                ErrorDetails::with_retry_info(Some(retry_after)),
+            ),
             ApiError::Unavailable(_) => Status::unavailable(msg),
             ApiError::Internal(_) => Status::internal(msg),
         }

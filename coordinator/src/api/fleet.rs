@@ -34,8 +34,9 @@ impl FleetApi {
 #[tonic::async_trait]
 impl FleetService for FleetApi {
     async fn list_nodes(&self, req: Request<pb::ListNodesRequest>) -> Result<Response<pb::ListNodesResponse>, Status> {
+        let declared = Violations::declared(req.get_ref());
         let r = req.into_inner();
-        let mut v = Violations::default();
+        let mut v = declared;
         v.enum_value::<pb::NodeStatus>("status", r.status, true);
         v.enum_value::<pb::NodeType>("node_type", r.node_type, true);
         if !r.region.is_empty() {
@@ -59,8 +60,9 @@ impl FleetService for FleetApi {
     }
 
     async fn get_node(&self, req: Request<pb::GetNodeRequest>) -> Result<Response<pb::GetNodeResponse>, Status> {
+        let declared = Violations::declared(req.get_ref());
         let r = req.into_inner();
-        let mut v = Violations::default();
+        let mut v = declared;
         v.id("node_id", &r.node_id);
         v.finish()?;
         Ok(Response::new(ask(&self.engine, |reply| Command::GetNode(r.node_id, reply)).await?))
@@ -70,6 +72,7 @@ impl FleetService for FleetApi {
         &self,
         req: Request<pb::CordonNodeRequest>,
     ) -> Result<Response<pb::CordonNodeResponse>, Status> {
+        super::validate::declared(req.get_ref())?;
         let node = self.admin(req.into_inner().node_id, AdminOp::Cordon).await?;
         Ok(Response::new(pb::CordonNodeResponse { node: Some(node) }))
     }
@@ -78,11 +81,13 @@ impl FleetService for FleetApi {
         &self,
         req: Request<pb::UncordonNodeRequest>,
     ) -> Result<Response<pb::UncordonNodeResponse>, Status> {
+        super::validate::declared(req.get_ref())?;
         let node = self.admin(req.into_inner().node_id, AdminOp::Uncordon).await?;
         Ok(Response::new(pb::UncordonNodeResponse { node: Some(node) }))
     }
 
     async fn drain_node(&self, req: Request<pb::DrainNodeRequest>) -> Result<Response<pb::DrainNodeResponse>, Status> {
+        super::validate::declared(req.get_ref())?;
         let node = self.admin(req.into_inner().node_id, AdminOp::Drain).await?;
         Ok(Response::new(pb::DrainNodeResponse { node: Some(node) }))
     }
@@ -91,6 +96,7 @@ impl FleetService for FleetApi {
         &self,
         req: Request<pb::SetMaintenanceRequest>,
     ) -> Result<Response<pb::SetMaintenanceResponse>, Status> {
+        super::validate::declared(req.get_ref())?;
         let r = req.into_inner();
         let node = self.admin(r.node_id, AdminOp::Maintenance(r.maintenance)).await?;
         Ok(Response::new(pb::SetMaintenanceResponse { node: Some(node) }))
@@ -100,8 +106,9 @@ impl FleetService for FleetApi {
         &self,
         req: Request<pb::RemoveNodeRequest>,
     ) -> Result<Response<pb::RemoveNodeResponse>, Status> {
+        let declared = Violations::declared(req.get_ref());
         let r = req.into_inner();
-        let mut v = Violations::default();
+        let mut v = declared;
         v.id("node_id", &r.node_id);
         v.finish()?;
         let requeued = ask(&self.engine, |reply| Command::RemoveNode(r.node_id, reply)).await?;
@@ -112,8 +119,9 @@ impl FleetService for FleetApi {
         &self,
         req: Request<pb::UpdateNodeLabelsRequest>,
     ) -> Result<Response<pb::UpdateNodeLabelsResponse>, Status> {
+        let declared = Violations::declared(req.get_ref());
         let r = req.into_inner();
-        let mut v = Violations::default();
+        let mut v = declared;
         // Admin-only labels are allowed here: this RPC is admin-only once roles
         // exist (security issue); in insecure dev mode every caller is admin.
         v.labels("set", &r.set, true);
@@ -137,6 +145,7 @@ impl FleetService for FleetApi {
         &self,
         req: Request<pb::CreateJoinTokenRequest>,
     ) -> Result<Response<pb::CreateJoinTokenResponse>, Status> {
+        let declared = Violations::declared(req.get_ref());
         let Some(ctx) = &self.identity else {
             return Err(ApiError::FailedPrecondition(
                 "this coordinator runs in insecure dev mode: nodes connect without join tokens".into(),
@@ -144,7 +153,7 @@ impl FleetService for FleetApi {
             .into());
         };
         let r = req.into_inner();
-        let mut v = Violations::default();
+        let mut v = declared;
         if r.ttl_seconds != 0 && !(60..=604_800).contains(&r.ttl_seconds) {
             v.add("ttl_seconds", "must be 0 (default) or between 60 and 604800");
         }

@@ -3,6 +3,7 @@
 //! answer back. No business logic lives here; `error.rs` is the one place that
 //! maps errors to statuses.
 
+mod auth;
 pub mod error;
 mod fleet;
 mod node;
@@ -11,9 +12,10 @@ mod task;
 mod topology;
 pub mod validate;
 
+pub use auth::AuthApi;
 pub use error::ApiError;
 pub use fleet::FleetApi;
-pub use node::NodeApi;
+pub use node::{NodeApi, registration, session_event};
 pub use system::SystemApi;
 pub use task::TaskApi;
 pub use topology::TopologyApi;

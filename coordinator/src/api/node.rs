@@ -72,7 +72,7 @@ pub type AttemptKey = (Arc<str>, u64);
 
 /// Validates a hello and turns it into a registration.
 pub fn registration(h: pb::Hello) -> Result<(NodeRegistration, Vec<AttemptKey>), ApiError> {
-    let mut v = Violations::default();
+    let mut v = Violations::declared_at("hello", &h);
     v.id("hello.node_id", &h.node_id);
     v.max_len("hello.name", &h.name, 128);
     v.enum_value::<pb::NodeType>("hello.node_type", h.node_type, true);
@@ -103,11 +103,11 @@ pub fn registration(h: pb::Hello) -> Result<(NodeRegistration, Vec<AttemptKey>),
 
 /// Turns one inbound message into a session event (None for messages the
 /// engine need not see).
-fn event(msg: Msg) -> Result<Option<SessionEventKind>, ApiError> {
+pub fn session_event(msg: Msg) -> Result<Option<SessionEventKind>, ApiError> {
     Ok(Some(match msg {
         Msg::Hello(_) => return Err(ApiError::field("hello", "only the first message may be a hello")),
         Msg::Heartbeat(h) => {
-            let mut v = Violations::default();
+            let mut v = Violations::declared_at("heartbeat", &h);
             v.max_items("heartbeat.running", &h.running, 10_000);
             if h.region_rtt_ms.len() > 64 {
                 v.add("heartbeat.region_rtt_ms", "must have at most 64 entries");
@@ -116,6 +116,7 @@ fn event(msg: Msg) -> Result<Option<SessionEventKind>, ApiError> {
             SessionEventKind::Heartbeat(heartbeat_state(&h))
         }
         Msg::TaskUpdate(u) => {
+            Violations::declared_at("task_update", &u).finish()?;
             let a = u.attempt.ok_or_else(|| ApiError::field("task_update.attempt", "is required"))?;
             if !u.running {
                 return Ok(None);
@@ -123,11 +124,13 @@ fn event(msg: Msg) -> Result<Option<SessionEventKind>, ApiError> {
             SessionEventKind::Running(Arc::from(a.task_id.as_str()), a.attempt)
         }
         Msg::TaskResult(r) => {
+            Violations::declared_at("task_result", &r).finish()?;
             let a = r.attempt.clone().ok_or_else(|| ApiError::field("task_result.attempt", "is required"))?;
             SessionEventKind::Result(Arc::from(a.task_id.as_str()), a.attempt, outcome(&r))
         }
         Msg::Pong(p) => SessionEventKind::Pong(p.nonce),
         Msg::RenewCertificate(r) => {
+            Violations::declared_at("renew_certificate", &r).finish()?;
             if r.csr_der.is_empty() || r.csr_der.len() > 16 * 1024 {
                 return Err(ApiError::field("renew_certificate.csr_der", "must be 1 to 16384 bytes"));
             }
@@ -140,6 +143,7 @@ fn event(msg: Msg) -> Result<Option<SessionEventKind>, ApiError> {
 #[tonic::async_trait]
 impl NodeService for NodeApi {
     async fn join(&self, req: Request<pb::JoinRequest>) -> Result<Response<pb::JoinResponse>, Status> {
+        let declared = Violations::declared(req.get_ref());
         let Some(ctx) = &self.identity else {
             return Err(ApiError::FailedPrecondition(
                 "this coordinator runs in insecure dev mode: nodes connect without joining".into(),
@@ -147,7 +151,7 @@ impl NodeService for NodeApi {
             .into());
         };
         let r = req.into_inner();
-        let mut v = Violations::default();
+        let mut v = declared;
         let token = match identity::parse_join_token(r.token.trim()) {
             Ok(t) => Some(t),
             Err(e) => {
@@ -199,20 +203,26 @@ impl NodeService for NodeApi {
         let (tx, rx) = tokio::sync::mpsc::channel(self.session_queue);
         let (admit, admitted) = tokio::sync::oneshot::channel();
         let open = SessionOpen { session_id, registration, running, tx, cert_serial, reply: admit };
-        self.engine.send(Command::SessionOpen(open)).await?;
+        self.engine.send_node(Command::SessionOpen(open)).await?;
         admitted.await.map_err(super::error::engine_gone)??;
 
         let engine = self.engine.clone();
         let span = info_span!("session", node.id = %node, session = session_id);
+        // A bad message ends the session with its status, so the node learns which field.
+        let (fail_tx, fail_rx) = tokio::sync::oneshot::channel::<Status>();
+        let mut fail_tx = Some(fail_tx);
         tokio::spawn(
             async move {
                 loop {
                     let kind = match inbound.message().await {
-                        Ok(Some(pb::SessionRequest { msg: Some(msg) })) => match event(msg) {
+                        Ok(Some(pb::SessionRequest { msg: Some(msg) })) => match session_event(msg) {
                             Ok(Some(kind)) => kind,
                             Ok(None) => continue,
                             Err(e) => {
-                                debug!(error = %e, "bad session message; closing the session");
+                                tracing::warn!(error = %e, "bad session message; closing the session");
+                                if let Some(tx) = fail_tx.take() {
+                                    let _ = tx.send(e.into());
+                                }
                                 SessionEventKind::Closed
                             }
                         },
@@ -221,7 +231,7 @@ impl NodeService for NodeApi {
                     };
                     let closed = matches!(kind, SessionEventKind::Closed);
                     let ev = SessionEvent { node: node.clone(), session_id, kind };
-                    if engine.send(Command::Session(ev)).await.is_err() || closed {
+                    if engine.send_node(Command::Session(ev)).await.is_err() || closed {
                         break;
                     }
                 }
@@ -229,7 +239,12 @@ impl NodeService for NodeApi {
             }
             .instrument(span),
         );
-        let out = tokio_stream::wrappers::ReceiverStream::new(rx).map(Ok);
+        // Checked only once the engine has let go of the session: never waits.
+        let mut fail_rx = fail_rx;
+        let failure = futures::stream::poll_fn(move |_| {
+            std::task::Poll::Ready(fail_rx.try_recv().ok().map(Err::<pb::SessionResponse, Status>))
+        });
+        let out = tokio_stream::wrappers::ReceiverStream::new(rx).map(Ok).chain(failure);
         Ok(Response::new(Box::pin(out)))
     }
 }

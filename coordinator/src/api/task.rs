@@ -31,8 +31,9 @@ impl TaskService for TaskApi {
         &self,
         req: Request<pb::SubmitTaskRequest>,
     ) -> Result<Response<pb::SubmitTaskResponse>, Status> {
+        let declared = Violations::declared(req.get_ref());
         let r = req.into_inner();
-        let mut v = Violations::default();
+        let mut v = declared;
         validate::task_spec(&mut v, "spec", r.spec.as_ref());
         v.max_len("request_id", &r.request_id, 64);
         v.finish()?;
@@ -43,8 +44,9 @@ impl TaskService for TaskApi {
     }
 
     async fn get_task(&self, req: Request<pb::GetTaskRequest>) -> Result<Response<pb::GetTaskResponse>, Status> {
+        let declared = Violations::declared(req.get_ref());
         let r = req.into_inner();
-        let mut v = Violations::default();
+        let mut v = declared;
         validate::task_id(&mut v, "task_id", &r.task_id);
         v.finish()?;
         let task = ask(&self.engine, |reply| Command::GetTask(r.task_id, reply)).await?;
@@ -52,8 +54,9 @@ impl TaskService for TaskApi {
     }
 
     async fn list_tasks(&self, req: Request<pb::ListTasksRequest>) -> Result<Response<pb::ListTasksResponse>, Status> {
+        let declared = Violations::declared(req.get_ref());
         let r = req.into_inner();
-        let mut v = Violations::default();
+        let mut v = declared;
         v.max_items("states", &r.states, 6);
         for (i, s) in r.states.iter().enumerate() {
             v.enum_value::<pb::TaskState>(&format!("states[{i}]"), *s, false);
@@ -81,8 +84,9 @@ impl TaskService for TaskApi {
         &self,
         req: Request<pb::CancelTaskRequest>,
     ) -> Result<Response<pb::CancelTaskResponse>, Status> {
+        let declared = Violations::declared(req.get_ref());
         let r = req.into_inner();
-        let mut v = Violations::default();
+        let mut v = declared;
         validate::task_id(&mut v, "task_id", &r.task_id);
         v.max_len("reason", &r.reason, 256);
         v.finish()?;
@@ -93,8 +97,9 @@ impl TaskService for TaskApi {
     type WatchTasksStream = WatchStream;
 
     async fn watch_tasks(&self, req: Request<pb::WatchTasksRequest>) -> Result<Response<WatchStream>, Status> {
+        let declared = Violations::declared(req.get_ref());
         let r = req.into_inner();
-        let mut v = Violations::default();
+        let mut v = declared;
         v.max_items("task_ids", &r.task_ids, 1000);
         for (i, id) in r.task_ids.iter().enumerate() {
             validate::task_id(&mut v, &format!("task_ids[{i}]"), id);
@@ -143,8 +148,9 @@ impl TaskService for TaskApi {
         &self,
         req: Request<pb::ExplainPlacementRequest>,
     ) -> Result<Response<pb::ExplainPlacementResponse>, Status> {
+        let declared = Violations::declared(req.get_ref());
         let r = req.into_inner();
-        let mut v = Violations::default();
+        let mut v = declared;
         match (&r.spec, r.task_id.is_empty()) {
             (Some(_), true) => validate::task_spec(&mut v, "spec", r.spec.as_ref()),
             (None, false) => validate::task_id(&mut v, "task_id", &r.task_id),

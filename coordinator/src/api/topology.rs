@@ -179,8 +179,9 @@ impl TopologyService for TopologyApi {
     type WatchTopologyStream = WatchStream;
 
     async fn watch_topology(&self, req: Request<pb::WatchTopologyRequest>) -> Result<Response<WatchStream>, Status> {
+        let declared = Violations::declared(req.get_ref());
         let r = req.into_inner();
-        let mut v = Violations::default();
+        let mut v = declared;
         v.enum_value::<pb::TopologyDetail>("detail", r.detail, true);
         v.max_len("epoch", &r.epoch, 64);
         if r.metrics_interval_ms != 0 && !(100..=3_600_000).contains(&r.metrics_interval_ms) {
@@ -219,8 +220,9 @@ impl TopologyService for TopologyApi {
         &self,
         req: Request<pb::GetTopologyHistoryRequest>,
     ) -> Result<Response<pb::GetTopologyHistoryResponse>, Status> {
+        let declared = Violations::declared(req.get_ref());
         let r = req.into_inner();
-        let mut v = Violations::default();
+        let mut v = declared;
         v.page_size("limit", r.limit, 100);
         v.finish()?;
         let limit = if r.limit == 0 { 100 } else { r.limit as usize };

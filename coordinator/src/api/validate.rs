@@ -6,6 +6,12 @@ use super::error::ApiError;
 use fog_core::domain;
 use fog_proto::v1 as pb;
 
+/// Checks the rules declared in the `.proto` files (`buf.validate`), with
+/// the code fog-proto generates from them: every violation, with its field path.
+pub fn declared<M: fog_proto::Validate>(msg: &M) -> Result<(), ApiError> {
+    Violations::declared(msg).finish()
+}
+
 /// Collects field violations.
 #[derive(Default, Debug)]
 pub struct Violations(Vec<(String, String)>);
@@ -16,8 +22,39 @@ impl Violations {
         self.0.push((field.into(), why.into()));
     }
 
-    /// Ok if there were none.
-    pub fn finish(self) -> Result<(), ApiError> {
+    /// Starts with the violations of the rules declared in the `.proto`
+    /// files; the hand-written checks then add what those cannot express.
+    pub fn declared<M: fog_proto::Validate>(msg: &M) -> Violations {
+        Violations::declared_at("", msg)
+    }
+
+    /// [`Violations::declared`] for a message nested at `prefix` (e.g. a session message's variant).
+    pub fn declared_at<M: fog_proto::Validate>(prefix: &str, msg: &M) -> Violations {
+        let path = |p: String| if prefix.is_empty() { p } else { format!("{prefix}.{p}") };
+        match msg.validate() {
+            Ok(()) => Violations::default(),
+            Err(e) => Violations(
+                e.into_violations().into_iter().map(|v| (path(v.field_path()), v.message().to_string())).collect(),
+            ),
+        }
+    }
+
+    /// Ok if there were none. A field found by both the declared and the
+    /// hand-written checks is reported once (the first description).
+    /// A message-level rule (e.g. "exactly one of spec, task_id") has no
+    /// field; it is dropped when a field-level violation says the same more
+    /// precisely, and otherwise reported as field `request`.
+    pub fn finish(mut self) -> Result<(), ApiError> {
+        let mut seen = std::collections::HashSet::new();
+        self.0.retain(|(field, _)| seen.insert(field.clone()));
+        if self.0.len() > 1 {
+            self.0.retain(|(field, _)| !field.is_empty());
+        }
+        for (field, _) in &mut self.0 {
+            if field.is_empty() {
+                *field = "request".into();
+            }
+        }
         if self.0.is_empty() { Ok(()) } else { Err(ApiError::Invalid(self.0)) }
     }
 

@@ -69,6 +69,8 @@ pub enum AdminOp {
 
 /// A command to the engine.
 pub enum Command {
+    /// Users, credentials, keys.
+    Auth(super::auth::AuthCommand),
     /// A node session opened.
     SessionOpen(SessionOpen),
     /// Something arrived on a node session.
@@ -154,6 +156,7 @@ impl Engine {
     pub(super) fn handle(&mut self, cmd: Command) {
         let now = now_ms();
         match cmd {
+            Command::Auth(c) => self.handle_auth(c),
             Command::SessionOpen(open) => self.session_open(open, now),
             Command::Session(ev) => self.session_event(ev, now),
             Command::CloseSession { node, session_id } => self.close_session(&node, session_id, now),

@@ -12,6 +12,7 @@
 //! Topology events describe in-memory live state (heartbeats, liveness) and
 //! are published at once; task events are published after their commit.
 
+pub mod auth;
 mod commands;
 mod identity;
 mod queries;
@@ -58,6 +59,8 @@ pub struct EngineConfig {
     pub session_queue: usize,
     /// The CA and lifetimes, when mTLS is on.
     pub identity: Option<Arc<crate::identity::IdentityContext>>,
+    /// Token lifetimes and names.
+    pub auth: crate::auth::AuthSettings,
 }
 
 impl EngineConfig {
@@ -71,6 +74,7 @@ impl EngineConfig {
             ping_interval: Duration::from_secs(10),
             session_queue: 1024,
             identity: None,
+            auth: cfg.auth.clone(),
         }
     }
 }
@@ -79,6 +83,10 @@ impl EngineConfig {
 #[derive(Clone)]
 pub struct EngineHandle {
     tx: mpsc::Sender<Command>,
+    /// Node session traffic: a lane of its own, read before API commands, so
+    /// a flood of API requests cannot delay heartbeats.
+    node_tx: mpsc::Sender<Command>,
+    auth_view: tokio::sync::watch::Receiver<Arc<crate::auth::AuthView>>,
     task_events: broadcast::Sender<Arc<pb::WatchTasksResponse>>,
     topo_events: broadcast::Sender<Arc<topology::Event>>,
     epoch: Arc<str>,
@@ -89,6 +97,16 @@ impl EngineHandle {
     /// Sends a command (waits for queue space: back-pressure).
     pub async fn send(&self, cmd: Command) -> Result<(), crate::api::ApiError> {
         self.tx.send(cmd).await.map_err(crate::api::error::engine_gone)
+    }
+
+    /// Sends node session traffic on the priority lane.
+    pub async fn send_node(&self, cmd: Command) -> Result<(), crate::api::ApiError> {
+        self.node_tx.send(cmd).await.map_err(crate::api::error::engine_gone)
+    }
+
+    /// The credentials view the auth layer checks against (replaced after each auth commit).
+    pub fn auth_view(&self) -> tokio::sync::watch::Receiver<Arc<crate::auth::AuthView>> {
+        self.auth_view.clone()
     }
 
     /// Subscribes to task events (published after their commit).
@@ -150,6 +168,7 @@ pub struct Engine {
     sessions: HashMap<NodeId, SessionSlot>,
     writer: WriterHandle,
     rx: mpsc::Receiver<Command>,
+    node_rx: mpsc::Receiver<Command>,
     self_tx: mpsc::WeakSender<Command>,
     task_events: broadcast::Sender<Arc<pb::WatchTasksResponse>>,
     topo_events: broadcast::Sender<Arc<topology::Event>>,
@@ -161,6 +180,7 @@ pub struct Engine {
     stats: queries::Stats,
     stopping: bool,
     identity: identity::IdentityBook,
+    auth: auth::AuthBook,
 }
 
 impl Engine {
@@ -171,10 +191,13 @@ impl Engine {
         writer: WriterHandle,
     ) -> (EngineHandle, tokio::task::JoinHandle<()>) {
         let (tx, rx) = mpsc::channel(4096);
+        let (node_tx, node_rx) = mpsc::channel(4096);
         let (task_events, _) = broadcast::channel(4096);
         let (topo_events, _) = broadcast::channel(cfg.watch_buffer);
         let epoch: Arc<str> = Arc::from(uuid::Uuid::new_v4().simple().to_string()[..12].to_string());
         let now = now_ms();
+        let (auth, auth_mutations) = auth::AuthBook::restore(cfg.auth.clone(), &snapshot.meta, now);
+        let auth_view = auth.subscribe();
         let mut engine = Engine {
             nodes: NodeTable::new(),
             tasks: TaskBook::new(),
@@ -187,6 +210,7 @@ impl Engine {
             sessions: HashMap::new(),
             writer,
             rx,
+            node_rx,
             self_tx: tx.downgrade(),
             task_events: task_events.clone(),
             topo_events: topo_events.clone(),
@@ -198,11 +222,20 @@ impl Engine {
             stats: queries::Stats::default(),
             stopping: false,
             identity: identity::IdentityBook::restore(&snapshot.meta),
+            auth,
             cfg,
         };
+        engine.pending.mutations.extend(auth_mutations);
         engine.restore(snapshot, now);
-        let handle =
-            EngineHandle { tx, task_events, topo_events, epoch, stopping: tokio_util::sync::CancellationToken::new() };
+        let handle = EngineHandle {
+            tx,
+            node_tx,
+            auth_view,
+            task_events,
+            topo_events,
+            epoch,
+            stopping: tokio_util::sync::CancellationToken::new(),
+        };
         let join = tokio::spawn(async move { engine.run().await });
         (handle, join)
     }
@@ -240,16 +273,16 @@ impl Engine {
         let mut next_prune = self.started_at + 60_000;
         loop {
             tokio::select! {
+                // Node traffic first: heartbeats are never queued behind API commands.
+                biased;
+                Some(cmd) = self.node_rx.recv() => {
+                    self.handle(cmd);
+                    self.drain_queued();
+                }
                 cmd = self.rx.recv() => {
                     let Some(cmd) = cmd else { break };
                     self.handle(cmd);
-                    // Batch: take whatever else is already queued (bounded).
-                    for _ in 0..1024 {
-                        match self.rx.try_recv() {
-                            Ok(cmd) => self.handle(cmd),
-                            Err(_) => break,
-                        }
-                    }
+                    self.drain_queued();
                 }
                 _ = tick.tick() => {
                     let now = now_ms();
@@ -264,6 +297,7 @@ impl Engine {
                     if now >= next_prune {
                         next_prune = now + 60_000;
                         self.prune_tokens();
+                        self.prune_auth();
                     }
                     if now >= next_node_flush {
                         next_node_flush = now + 2000;
@@ -284,6 +318,20 @@ impl Engine {
         self.flush().await;
         let _ = self.writer.flush().await;
         info!("engine stopped");
+    }
+
+    /// Takes whatever else is already queued (bounded), node traffic first.
+    fn drain_queued(&mut self) {
+        for _ in 0..1024 {
+            let cmd = match self.node_rx.try_recv() {
+                Ok(cmd) => cmd,
+                Err(_) => match self.rx.try_recv() {
+                    Ok(cmd) => cmd,
+                    Err(_) => break,
+                },
+            };
+            self.handle(cmd);
+        }
     }
 
     fn on_tick(&mut self, now: Millis) {

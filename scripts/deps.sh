@@ -1,0 +1,14 @@
+#!/usr/bin/env bash
+# System packages the build needs, installed when missing (Debian/Ubuntu):
+#   protoc — prost-protovalidate's build script compiles buf/validate/validate.proto with it.
+# Sourced by scripts/run.sh and scripts/test.sh.
+need_apt=()
+command -v protoc >/dev/null 2>&1 || need_apt+=(protobuf-compiler)
+if [ "${#need_apt[@]}" -gt 0 ]; then
+  echo "==> installing ${need_apt[*]} (apt)"
+  SUDO=""
+  [ "$(id -u)" -ne 0 ] && SUDO="sudo"
+  $SUDO apt-get install -y -qq "${need_apt[@]}" >/dev/null 2>&1 \
+    || { $SUDO apt-get update -qq >/dev/null && $SUDO apt-get install -y -qq "${need_apt[@]}" >/dev/null; }
+fi
+command -v protoc >/dev/null 2>&1 || { echo "protoc is required (apt-get install protobuf-compiler)" >&2; exit 1; }
