@@ -103,6 +103,9 @@ pub struct Flags {
     /// Unary user requests in flight; more are shed with RESOURCE_EXHAUSTED.
     #[arg(long, env = "FOG_MAX_INFLIGHT", default_value_t = 256)]
     pub max_inflight: u32,
+    /// Unary requests one identity may have in flight.
+    #[arg(long, env = "FOG_MAX_INFLIGHT_PER_IDENTITY", default_value_t = 32)]
+    pub max_inflight_per_identity: u32,
     /// Log as JSON lines instead of human text.
     #[arg(long, env = "FOG_LOG_JSON", default_value_t = false)]
     pub log_json: bool,
@@ -208,6 +211,7 @@ fn auth_settings(f: &Flags) -> Result<crate::auth::AuthSettings, ConfigError> {
         ("--max-watches", f.max_watches),
         ("--limit-sign-in-per-min", f.limit_sign_in_per_min),
         ("--max-inflight", f.max_inflight),
+        ("--max-inflight-per-identity", f.max_inflight_per_identity),
     ];
     for (name, v) in limits {
         if !(1..=10_000_000).contains(&v) {
@@ -227,6 +231,7 @@ fn auth_settings(f: &Flags) -> Result<crate::auth::AuthSettings, ConfigError> {
             write_rps: f.limit_write_rps,
             watch_rps: f.limit_watch_rps,
             max_watches: f.max_watches,
+            max_inflight_per_identity: f.max_inflight_per_identity,
             sign_in_per_min: f.limit_sign_in_per_min,
             max_inflight: f.max_inflight,
         },

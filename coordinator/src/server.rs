@@ -87,6 +87,9 @@ pub async fn start(cfg: Config) -> anyhow::Result<Running> {
         .http2_keepalive_interval(Some(Duration::from_secs(10)))
         .http2_keepalive_timeout(Some(Duration::from_secs(5)))
         .tcp_nodelay(true)
+        // A unary call (or a stream's opening) that takes longer is cut off: a
+        // client that never sends its body cannot hold a slot for ever.
+        .timeout(Duration::from_secs(30))
         // Every request passes the auth layer: policy, credentials, roles, limits.
         .layer(auth_layer)
         .add_service(health)

@@ -74,6 +74,11 @@ impl RawNode {
         .flatten()
     }
 
+    /// The sending half of the session, for tests that send from another task.
+    pub fn sender(&self) -> mpsc::Sender<pb::SessionRequest> {
+        self.tx.clone()
+    }
+
     /// Sends a message.
     pub async fn send(&self, msg: Up) {
         self.tx.send(pb::SessionRequest { msg: Some(msg) }).await.expect("session open");

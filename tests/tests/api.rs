@@ -25,7 +25,15 @@ async fn reflection_lists_the_fog_services() {
     use tonic_reflection::pb::v1::server_reflection_request::MessageRequest;
     use tonic_reflection::pb::v1::server_reflection_response::MessageResponse;
     let c = Coord::start().await;
-    let mut client = ServerReflectionClient::new(c.channel.clone());
+    // The schema (admin RPCs included) is for signed-in users.
+    let req = || ServerReflectionRequest {
+        host: String::new(),
+        message_request: Some(MessageRequest::ListServices(String::new())),
+    };
+    let anonymous =
+        ServerReflectionClient::new(c.channel.clone()).server_reflection_info(tokio_stream::iter([req()])).await;
+    assert_eq!(anonymous.unwrap_err().code(), Code::Unauthenticated);
+    let mut client = ServerReflectionClient::new(c.admin());
     let req = ServerReflectionRequest {
         host: String::new(),
         message_request: Some(MessageRequest::ListServices(String::new())),

@@ -617,7 +617,162 @@ case!(a_bad_message_mid_session_ends_it_with_the_field_named, |c| {
     assert!(s.message().contains("task_result.attempt"), "{s:?}");
 });
 
+// ---- watches end with their credential ------------------------------------------
+
+/// Waits for a watch stream to end with an error status.
+async fn ends_with<T>(stream: &mut tonic::Streaming<T>) -> tonic::Status {
+    tokio::time::timeout(DEADLINE, async {
+        loop {
+            match stream.message().await {
+                Ok(Some(_)) => continue,
+                Ok(None) => panic!("the stream ended without a status"),
+                Err(s) => return s,
+            }
+        }
+    })
+    .await
+    .expect("the watch ends")
+}
+
+case!(a_watch_ends_when_its_api_token_is_revoked, |c| {
+    let created = c
+        .auth()
+        .create_api_token(pb::CreateApiTokenRequest { name: "dash".into(), role: pb::Role::Viewer as i32, ttl: None })
+        .await
+        .unwrap()
+        .into_inner();
+    let mut stream = TopologyServiceClient::new(c.with_token(&created.secret))
+        .watch_topology(pb::WatchTopologyRequest::default())
+        .await
+        .unwrap()
+        .into_inner();
+    stream.message().await.unwrap().expect("the snapshot starts");
+    c.auth().revoke_api_token(pb::RevokeApiTokenRequest { id: created.token.unwrap().id }).await.unwrap();
+    assert_eq!(ends_with(&mut stream).await.code(), Code::Unauthenticated);
+});
+
+case!(a_watch_ends_when_its_session_is_signed_out, |c| {
+    let t = c.sign_in_as("wanda", Role::Viewer).await.tokens.unwrap();
+    let mut stream = TaskServiceClient::new(c.with_token(&t.access_token))
+        .watch_tasks(pb::WatchTasksRequest::default())
+        .await
+        .unwrap()
+        .into_inner();
+    AuthServiceClient::new(c.channel.clone())
+        .sign_out(pb::SignOutRequest { refresh_token: t.refresh_token })
+        .await
+        .unwrap();
+    let s = ends_with(&mut stream).await;
+    assert_eq!(s.code(), Code::Unauthenticated);
+    assert!(s.message().contains("session ended"), "{s:?}");
+});
+
+case!(a_watch_ends_when_its_user_is_deleted, |c| {
+    let t = c.token_as("temp", Role::Operator).await;
+    let mut stream = TopologyServiceClient::new(c.with_token(&t))
+        .watch_topology(pb::WatchTopologyRequest::default())
+        .await
+        .unwrap()
+        .into_inner();
+    c.auth().delete_user(pb::DeleteUserRequest { username: "temp".into() }).await.unwrap();
+    assert_eq!(ends_with(&mut stream).await.code(), Code::Unauthenticated);
+});
+
 // ---- floods -------------------------------------------------------------------
+
+/// A channel to the coordinator from a given loopback address (each client
+/// its own address, as in the field: the per-address budget is shared by
+/// everyone behind one address).
+async fn from(c: &Coord, ip: &str) -> tonic::transport::Channel {
+    let url = format!("http://{}", c.running.as_ref().unwrap().addr);
+    let ip: std::net::IpAddr = ip.parse().unwrap();
+    tonic::transport::Endpoint::from_shared(url).unwrap().local_address(Some(ip)).connect().await.unwrap()
+}
+
+case!(unauthenticated_streams_per_address_are_capped, |c| {
+    let channel = from(&c, "127.0.0.5").await;
+    let mut held = Vec::new();
+    let mut refused = None;
+    for _ in 0..40 {
+        let mut health = tonic_health::pb::health_client::HealthClient::new(channel.clone());
+        match health.watch(tonic_health::pb::HealthCheckRequest { service: String::new() }).await {
+            Ok(s) => held.push(s),
+            Err(s) => {
+                refused = Some(s);
+                break;
+            }
+        }
+    }
+    assert_eq!(refused.expect("open health watches are capped").code(), Code::ResourceExhausted);
+    // Another address is unaffected.
+    let mut other = tonic_health::pb::health_client::HealthClient::new(from(&c, "127.0.0.6").await);
+    other.watch(tonic_health::pb::HealthCheckRequest { service: String::new() }).await.expect("another address");
+});
+
+case!(a_sign_in_flood_from_one_address_does_not_lock_the_user_out_elsewhere, |c| {
+    let mut attacker = AuthServiceClient::new(from(&c, "127.0.0.7").await);
+    let mut limited = false;
+    for _ in 0..40 {
+        let r = attacker
+            .sign_in(pb::SignInRequest { username: "admin".into(), password: "guess-guess-guess".into() })
+            .await;
+        if r.is_err_and(|s| s.code() == Code::ResourceExhausted) {
+            limited = true;
+            break;
+        }
+    }
+    assert!(limited);
+    AuthServiceClient::new(from(&c, "127.0.0.8").await)
+        .sign_in(pb::SignInRequest { username: "admin".into(), password: ADMIN_PASSWORD.into() })
+        .await
+        .expect("the real admin signs in from elsewhere");
+});
+
+case!(a_node_flooding_its_session_cannot_stall_others_or_the_api, |c| {
+    let _nodes = c.nodes("calm", 20, 1000);
+    c.wait_healthy(20).await;
+    let (mut flooder, _) = RawNode::connect(c.channel.clone(), "noisy", 1000, vec![]).await;
+    let stop = std::time::Instant::now() + Duration::from_secs(4);
+    let tx = flooder.sender();
+    let flood = tokio::spawn(async move {
+        let mut sent = 0u64;
+        while std::time::Instant::now() < stop {
+            let hb = pb::Heartbeat { sequence: sent, battery_percent: -1, ..Default::default() };
+            let msg = pb::SessionRequest { msg: Some(fog_proto::v1::session_request::Msg::Heartbeat(hb)) };
+            if tx.send(msg).await.is_err() {
+                break;
+            }
+            sent += 1;
+        }
+        sent
+    });
+    // During the flood the API answers and no calm node goes unhealthy
+    // (test cadence: heartbeat 100 ms, suspect after 200 ms of silence).
+    while std::time::Instant::now() < stop {
+        let nodes = tokio::time::timeout(
+            Duration::from_secs(2),
+            c.fleet().list_nodes(pb::ListNodesRequest { page_size: 100, ..Default::default() }),
+        )
+        .await
+        .expect("the API answers during a node flood")
+        .unwrap()
+        .into_inner();
+        let sick: Vec<_> = nodes
+            .nodes
+            .iter()
+            .filter(|n| n.id.starts_with("calm") && n.liveness != pb::Liveness::Healthy as i32)
+            .map(|n| n.id.clone())
+            .collect();
+        assert!(sick.is_empty(), "calm nodes went unhealthy during the flood: {sick:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let sent = flood.await.unwrap();
+    assert!(sent > 1000, "the flood really flooded: {sent} heartbeats");
+    let s = flooder.ended_with_status(Duration::from_secs(5)).await.expect("the flooding session was closed");
+    assert_eq!(s.code(), Code::ResourceExhausted, "{s:?}");
+});
+
+// ---- floods (users) -------------------------------------------------------------
 
 case!(too_many_watches_from_one_identity_are_refused, |c| {
     let mut held = Vec::new();
@@ -653,15 +808,8 @@ async fn a_flood_from_one_user_never_starves_node_heartbeats() {
     let _nodes: Vec<_> = (0..n)
         .map(|i| fogctl::sim::spawn_node(c.channel.clone(), spec(&format!("hb-{i}"), 1000), fast_sim()))
         .collect();
-    // Each client from its own loopback address, as they would be in the field
-    // (the per-address budget is shared by everyone behind one address).
-    let from = |ip: &str| {
-        let url = format!("http://{}", c.running.as_ref().unwrap().addr);
-        let ip: std::net::IpAddr = ip.parse().unwrap();
-        async move { tonic::transport::Endpoint::from_shared(url).unwrap().local_address(Some(ip)).connect().await.unwrap() }
-    };
     let watcher_token = c.token_as("watcher", Role::Viewer).await;
-    let watcher = Bearer::new(&watcher_token).unwrap().wrap(from("127.0.0.2").await);
+    let watcher = Bearer::new(&watcher_token).unwrap().wrap(from(&c, "127.0.0.2").await);
     let count_healthy = |w: fog_proto::auth::Authed| async move {
         let mut fleet = FleetServiceClient::new(w);
         let mut healthy = 0;
@@ -695,7 +843,7 @@ async fn a_flood_from_one_user_never_starves_node_heartbeats() {
 
     // The flood: 8 concurrent loops of reads as one user, for 6 s.
     let flooder_token = c.token_as("flooder", Role::Viewer).await;
-    let flooder = Bearer::new(&flooder_token).unwrap().wrap(from("127.0.0.3").await);
+    let flooder = Bearer::new(&flooder_token).unwrap().wrap(from(&c, "127.0.0.3").await);
     let stop = std::time::Instant::now() + Duration::from_secs(6);
     let floods: Vec<_> = (0..8)
         .map(|_| {

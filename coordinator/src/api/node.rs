@@ -67,6 +67,11 @@ impl NodeApi {
 
 type SessionStream = Pin<Box<dyn Stream<Item = Result<pb::SessionResponse, Status>> + Send>>;
 
+/// Messages per second one node session may send (heartbeats, updates,
+/// results), and the burst it may save up; a session over it is closed.
+const SESSION_MSGS_PER_SEC: std::num::NonZeroU32 = std::num::NonZeroU32::new(200).unwrap();
+const SESSION_MSG_BURST: std::num::NonZeroU32 = std::num::NonZeroU32::new(1000).unwrap();
+
 /// A (task id, attempt number) pair a node reports.
 pub type AttemptKey = (Arc<str>, u64);
 
@@ -211,10 +216,26 @@ impl NodeService for NodeApi {
         // A bad message ends the session with its status, so the node learns which field.
         let (fail_tx, fail_rx) = tokio::sync::oneshot::channel::<Status>();
         let mut fail_tx = Some(fail_tx);
+        // One node cannot flood the engine's node lane: past its budget its
+        // session ends (it reconnects, and opens are limited per address).
+        // Not throttled by reading slower: an unread stream would hold the
+        // HTTP/2 connection window that other sessions on the connection share.
+        let budget = governor::RateLimiter::direct(
+            governor::Quota::per_second(SESSION_MSGS_PER_SEC).allow_burst(SESSION_MSG_BURST),
+        );
         tokio::spawn(
             async move {
                 loop {
                     let kind = match inbound.message().await {
+                        Ok(Some(_)) if budget.check().is_err() => {
+                            tracing::warn!("session message rate exceeded; closing the session");
+                            if let Some(tx) = fail_tx.take() {
+                                let _ = tx.send(Status::resource_exhausted(format!(
+                                    "more than {SESSION_MSGS_PER_SEC} session messages per second (burst {SESSION_MSG_BURST}); reconnect and slow down"
+                                )));
+                            }
+                            SessionEventKind::Closed
+                        }
                         Ok(Some(pb::SessionRequest { msg: Some(msg) })) => match session_event(msg) {
                             Ok(Some(kind)) => kind,
                             Ok(None) => continue,

@@ -5,14 +5,15 @@
 //! request's extensions. Everything is decided here, in one place; handlers
 //! never check roles.
 
-use super::limits::{Exhausted, Limits};
+use super::Role;
+use super::limits::{self, Exhausted, Limits};
 use super::policy::{self, Access, Budget};
 use super::{AuthView, Principal};
 use std::net::IpAddr;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
-use tokio::sync::{OwnedSemaphorePermit, watch};
+use tokio::sync::{OwnedSemaphorePermit, oneshot, watch};
 use tonic::body::Body;
 use tonic::transport::server::{TcpConnectInfo, TlsConnectInfo};
 use tonic::{Code, Status};
@@ -64,12 +65,59 @@ pub fn exhausted(e: Exhausted) -> Status {
 }
 
 /// What an admitted request holds while it runs.
+#[derive(Default)]
 struct Admission {
     principal: Option<Principal>,
     /// Released when the handler has answered (unary).
-    inflight: Option<OwnedSemaphorePermit>,
+    inflight: Vec<OwnedSemaphorePermit>,
     /// Released when the response stream ends (watches).
-    watch: Option<OwnedSemaphorePermit>,
+    stream: Option<OwnedSemaphorePermit>,
+    /// Fires when the credential of a watch stops being valid.
+    revoked: Option<oneshot::Receiver<Status>>,
+}
+
+/// Ends a watch when its credential expires or stops being valid (session
+/// ended, user deleted or demoted, API token revoked): re-checked against
+/// every new auth view. Returns the receiver the response body listens to.
+fn watch_credential(
+    mut view: watch::Receiver<Arc<AuthView>>,
+    token: String,
+    required: Role,
+    expires_at_ms: u64,
+) -> oneshot::Receiver<Status> {
+    let (mut tx, rx) = oneshot::channel();
+    tokio::spawn(async move {
+        let deadline = tokio::time::sleep(std::time::Duration::from_millis(expires_at_ms.saturating_sub(now_ms())));
+        tokio::pin!(deadline);
+        view.mark_unchanged();
+        loop {
+            tokio::select! {
+                _ = tx.closed() => return,
+                _ = &mut deadline => {
+                    let _ = tx.send(Status::unauthenticated("credential expired: refresh it and watch again"));
+                    return;
+                }
+                changed = view.changed() => {
+                    if changed.is_err() {
+                        return;
+                    }
+                    let verdict = view.borrow_and_update().authenticate(&token, now_ms());
+                    match verdict {
+                        Ok(p) if p.role >= required => {}
+                        Ok(_) => {
+                            let _ = tx.send(Status::permission_denied("role lowered; the watch ends"));
+                            return;
+                        }
+                        Err(e) => {
+                            let _ = tx.send(Status::unauthenticated(e.to_string()));
+                            return;
+                        }
+                    }
+                }
+            }
+        }
+    });
+    rx
 }
 
 fn peer(req: &http::Request<Body>) -> (Option<IpAddr>, bool) {
@@ -109,19 +157,22 @@ impl Shared {
                 "user and API tokens are not valid on NodeService; nodes authenticate with their certificate or a join token",
             ));
         }
-        let none = Admission { principal: None, inflight: None, watch: None };
         match rule.access {
             Access::Public => {
+                let mut admission = Admission::default();
                 if let Some(ip) = ip {
                     self.limits.check_address(ip, rule.budget).map_err(exhausted)?;
+                    if rule.budget == Budget::PublicStream {
+                        admission.stream = Some(self.limits.stream_slot(&limits::address_key(ip)).map_err(exhausted)?);
+                    }
                 }
-                Ok(none)
+                Ok(admission)
             }
             Access::Node => {
                 if let Some(ip) = ip {
                     self.limits.check_address(ip, rule.budget).map_err(exhausted)?;
                 }
-                Ok(none)
+                Ok(Admission::default())
             }
             Access::User(required) => {
                 if let Some(ip) = ip {
@@ -150,12 +201,16 @@ impl Shared {
                     )));
                 }
                 self.limits.check_identity(&principal.subject, rule.budget).map_err(exhausted)?;
-                let (inflight, watch) = if rule.budget == Budget::Watch {
-                    (None, Some(self.limits.watch_slot(&principal.subject).map_err(exhausted)?))
+                let mut admission = Admission::default();
+                if rule.budget == Budget::Watch {
+                    admission.stream = Some(self.limits.stream_slot(&principal.subject).map_err(exhausted)?);
+                    admission.revoked =
+                        Some(watch_credential(self.view.clone(), token.to_string(), required, principal.expires_at_ms));
                 } else {
-                    (Some(self.limits.inflight_slot().map_err(exhausted)?), None)
-                };
-                Ok(Admission { principal: Some(principal), inflight, watch })
+                    admission.inflight = self.limits.inflight_slots(&principal.subject).map_err(exhausted)?;
+                }
+                admission.principal = Some(principal);
+                Ok(admission)
             }
         }
     }
@@ -184,12 +239,14 @@ where
                 if let Some(p) = admission.principal {
                     req.extensions_mut().insert(p);
                 }
-                let (inflight, watch) = (admission.inflight, admission.watch);
+                let (inflight, stream, revoked) = (admission.inflight, admission.stream, admission.revoked);
                 Box::pin(async move {
                     let resp = inner.call(req).await?;
                     drop(inflight);
-                    Ok(match watch {
-                        Some(permit) => resp.map(|b| Body::new(Held { inner: b, _permit: permit })),
+                    Ok(match stream {
+                        Some(permit) => {
+                            resp.map(|b| Body::new(Held { inner: b, _permit: permit, revoked, ended: false }))
+                        }
                         None => resp,
                     })
                 })
@@ -198,10 +255,13 @@ where
     }
 }
 
-/// A response body that holds a permit until the stream ends.
+/// A response body that holds a permit until the stream ends, and ends the
+/// stream with the given status when its credential is revoked.
 struct Held {
     inner: Body,
     _permit: OwnedSemaphorePermit,
+    revoked: Option<oneshot::Receiver<Status>>,
+    ended: bool,
 }
 
 impl http_body::Body for Held {
@@ -212,11 +272,28 @@ impl http_body::Body for Held {
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<http_body::Frame<Self::Data>, Self::Error>>> {
-        Pin::new(&mut self.get_mut().inner).poll_frame(cx)
+        let this = self.get_mut();
+        if this.ended {
+            return Poll::Ready(None);
+        }
+        if let Some(rx) = &mut this.revoked {
+            match Pin::new(rx).poll(cx) {
+                Poll::Ready(Ok(status)) => {
+                    this.ended = true;
+                    let mut trailers = http::HeaderMap::new();
+                    let _ = status.add_header(&mut trailers);
+                    return Poll::Ready(Some(Ok(http_body::Frame::trailers(trailers))));
+                }
+                // The watcher task is gone: nothing more to watch for.
+                Poll::Ready(Err(_)) => this.revoked = None,
+                Poll::Pending => {}
+            }
+        }
+        Pin::new(&mut this.inner).poll_frame(cx)
     }
 
     fn is_end_stream(&self) -> bool {
-        self.inner.is_end_stream()
+        self.ended || self.inner.is_end_stream()
     }
 
     fn size_hint(&self) -> http_body::SizeHint {

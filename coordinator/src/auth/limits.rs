@@ -40,8 +40,10 @@ pub struct LimitSettings {
     pub write_rps: u32,
     /// Watch opens per second per identity (burst 2×).
     pub watch_rps: u32,
-    /// Watches one identity may hold open.
+    /// Watches one identity may hold open (also: public streams per address).
     pub max_watches: u32,
+    /// Unary requests one identity may have in flight.
+    pub max_inflight_per_identity: u32,
     /// Sign-in attempts per minute per address and per username (burst = this).
     pub sign_in_per_min: u32,
     /// Unary user requests in flight, all identities together.
@@ -57,6 +59,7 @@ impl Default for LimitSettings {
             write_rps: 50,
             watch_rps: 5,
             max_watches: 16,
+            max_inflight_per_identity: 32,
             sign_in_per_min: 20,
             max_inflight: 256,
         }
@@ -87,9 +90,11 @@ pub struct Limits {
     write: DefaultKeyedRateLimiter<String>,
     watch: DefaultKeyedRateLimiter<String>,
     sign_in: DefaultKeyedRateLimiter<String>,
+    sign_in_user: DefaultKeyedRateLimiter<String>,
     hashing: Arc<Semaphore>,
     inflight: Arc<Semaphore>,
-    watches: DashMap<String, Arc<Semaphore>>,
+    inflight_by: DashMap<String, Arc<Semaphore>>,
+    streams: DashMap<String, Arc<Semaphore>>,
     clock: DefaultClock,
 }
 
@@ -110,9 +115,14 @@ impl Limits {
             write: RateLimiter::keyed(quota(settings.write_rps, 2)),
             watch: RateLimiter::keyed(quota(settings.watch_rps, 2)),
             sign_in: RateLimiter::keyed(Quota::per_minute(per_min)),
+            // A username under attack from many addresses: a ceiling, not a lockout.
+            sign_in_user: RateLimiter::keyed(Quota::per_minute(
+                per_min.saturating_mul(NonZeroU32::new(30).expect("30")),
+            )),
             hashing: Arc::new(Semaphore::new(4)),
             inflight: Arc::new(Semaphore::new(settings.max_inflight.max(1) as usize)),
-            watches: DashMap::new(),
+            inflight_by: DashMap::new(),
+            streams: DashMap::new(),
             clock: DefaultClock::default(),
             settings,
         }
@@ -129,6 +139,7 @@ impl Limits {
 
     /// The per-address budget of a request before authentication.
     pub fn check_address(&self, ip: IpAddr, budget: Budget) -> Result<(), Exhausted> {
+        let ip = address(ip);
         match budget {
             Budget::Node => self.check(&self.node, &ip, "node requests per address"),
             _ => self.check(&self.per_ip, &ip, "requests per address"),
@@ -142,16 +153,19 @@ impl Limits {
             Budget::Read => self.check(&self.read, &key, "reads per identity"),
             Budget::Write => self.check(&self.write, &key, "writes per identity"),
             Budget::Watch => self.check(&self.watch, &key, "watch opens per identity"),
-            Budget::Public | Budget::Node => Ok(()),
+            Budget::Public | Budget::PublicStream | Budget::Node => Ok(()),
         }
     }
 
-    /// A sign-in attempt from `ip` for `username`: both budgets must allow it.
+    /// A sign-in attempt from `ip` for `username`. The strict budgets are per
+    /// address and per (username, address), so an attacker elsewhere cannot
+    /// lock a user out; a username also has a 30x higher ceiling across all
+    /// addresses, against guessing from many.
     pub fn check_sign_in(&self, ip: Option<IpAddr>, username: &str) -> Result<(), Exhausted> {
-        if let Some(ip) = ip {
-            self.check(&self.sign_in, &format!("ip:{ip}"), "sign-in attempts per address")?;
-        }
-        self.check(&self.sign_in, &format!("user:{username}"), "sign-in attempts per username")
+        let from = ip.map(|ip| address(ip).to_string()).unwrap_or_default();
+        self.check(&self.sign_in, &format!("ip:{from}"), "sign-in attempts per address")?;
+        self.check(&self.sign_in, &format!("user:{username}@{from}"), "sign-in attempts per username and address")?;
+        self.check(&self.sign_in_user, &username.to_string(), "sign-in attempts per username")
     }
 
     /// A slot to hash a password in; `None` when all are busy (shed).
@@ -159,23 +173,23 @@ impl Limits {
         self.hashing.clone().try_acquire_owned().ok()
     }
 
-    /// A slot for one unary request; `None` when the coordinator is at its cap (shed).
-    pub fn inflight_slot(&self) -> Result<OwnedSemaphorePermit, Exhausted> {
-        self.inflight.clone().try_acquire_owned().map_err(|_| Exhausted {
+    /// Slots for one unary request of `subject`: its own cap first (so one
+    /// identity cannot take every slot), then the coordinator's (shed when full).
+    pub fn inflight_slots(&self, subject: &str) -> Result<Vec<OwnedSemaphorePermit>, Exhausted> {
+        let own = keyed_slot(&self.inflight_by, subject, self.settings.max_inflight_per_identity)
+            .ok_or(Exhausted { what: "requests in flight per identity", retry_after: Duration::from_millis(100) })?;
+        let all = self.inflight.clone().try_acquire_owned().map_err(|_| Exhausted {
             what: "requests in flight (coordinator overloaded)",
             retry_after: Duration::from_millis(100),
-        })
+        })?;
+        Ok(vec![own, all])
     }
 
-    /// A slot for one open watch of `subject`, held for the watch's life.
-    pub fn watch_slot(&self, subject: &str) -> Result<OwnedSemaphorePermit, Exhausted> {
-        let sem = self
-            .watches
-            .entry(subject.to_string())
-            .or_insert_with(|| Arc::new(Semaphore::new(self.settings.max_watches.max(1) as usize)))
-            .clone();
-        sem.try_acquire_owned()
-            .map_err(|_| Exhausted { what: "open watches per identity", retry_after: Duration::from_secs(1) })
+    /// A slot for one open stream of `key` (an identity's watches, or an
+    /// address's public streams), held for the stream's life.
+    pub fn stream_slot(&self, key: &str) -> Result<OwnedSemaphorePermit, Exhausted> {
+        keyed_slot(&self.streams, key, self.settings.max_watches)
+            .ok_or(Exhausted { what: "open streams per identity or address", retry_after: Duration::from_secs(1) })
     }
 
     /// Forgets keys that have not been limited recently and identities with no open watch.
@@ -190,13 +204,41 @@ impl Limits {
             l.shrink_to_fit();
         }
         let max = self.settings.max_watches.max(1) as usize;
-        self.watches.retain(|_, s| s.available_permits() < max);
+        self.streams.retain(|_, s| s.available_permits() < max);
+        let max = self.settings.max_inflight_per_identity.max(1) as usize;
+        self.inflight_by.retain(|_, s| s.available_permits() < max);
+        self.sign_in_user.retain_recent();
+        self.sign_in_user.shrink_to_fit();
     }
 
     /// Number of keys tracked (for tests of eviction and for status).
     pub fn tracked_keys(&self) -> usize {
         self.per_ip.len() + self.node.len() + self.read.len() + self.write.len() + self.watch.len() + self.sign_in.len()
     }
+}
+
+/// A permit from the semaphore of `key` (created with `cap` permits), taken
+/// while holding the map entry so eviction cannot race it.
+fn keyed_slot(map: &DashMap<String, Arc<Semaphore>>, key: &str, cap: u32) -> Option<OwnedSemaphorePermit> {
+    let entry = map.entry(key.to_string()).or_insert_with(|| Arc::new(Semaphore::new(cap.max(1) as usize)));
+    entry.value().clone().try_acquire_owned().ok()
+}
+
+/// The address limits are keyed on: IPv4 as is, IPv6 by its /64 (one host
+/// usually holds a whole /64, and could otherwise mint fresh keys at will).
+pub fn address(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V4(_) => ip,
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => IpAddr::V6(std::net::Ipv6Addr::from(u128::from(v6) & !((1u128 << 64) - 1))),
+        },
+    }
+}
+
+/// The stream-slot key of an address.
+pub fn address_key(ip: IpAddr) -> String {
+    format!("ip:{}", address(ip))
 }
 
 #[cfg(test)]
@@ -234,12 +276,44 @@ mod tests {
     #[test]
     fn watches_per_identity_are_capped_and_released() {
         let l = Limits::new(LimitSettings { max_watches: 2, ..LimitSettings::default() });
-        let a = l.watch_slot("alice").unwrap();
-        let _b = l.watch_slot("alice").unwrap();
-        assert!(l.watch_slot("alice").is_err());
+        let a = l.stream_slot("alice").unwrap();
+        let _b = l.stream_slot("alice").unwrap();
+        assert!(l.stream_slot("alice").is_err());
         drop(a);
-        assert!(l.watch_slot("alice").is_ok());
+        assert!(l.stream_slot("alice").is_ok());
         l.evict_idle();
-        assert_eq!(l.watches.len(), 1, "alice still holds one");
+        assert_eq!(l.streams.len(), 1, "alice still holds one");
+    }
+
+    #[test]
+    fn one_identity_cannot_take_every_inflight_slot() {
+        let l =
+            Limits::new(LimitSettings { max_inflight: 8, max_inflight_per_identity: 3, ..LimitSettings::default() });
+        let held: Vec<_> = (0..3).map(|_| l.inflight_slots("hog").unwrap()).collect();
+        assert_eq!(l.inflight_slots("hog").unwrap_err().what, "requests in flight per identity");
+        let _other = l.inflight_slots("someone-else").expect("others are still served");
+        drop(held);
+        assert!(l.inflight_slots("hog").is_ok());
+    }
+
+    #[test]
+    fn sign_in_is_limited_per_address_and_username_pair() {
+        let l = Limits::new(LimitSettings { sign_in_per_min: 3, ..LimitSettings::default() });
+        let attacker = Some("10.0.0.66".parse().unwrap());
+        for _ in 0..3 {
+            l.check_sign_in(attacker, "admin").unwrap();
+        }
+        assert!(l.check_sign_in(attacker, "admin").is_err());
+        l.check_sign_in(Some("10.0.0.7".parse().unwrap()), "admin")
+            .expect("the real admin, elsewhere, can still sign in");
+    }
+
+    #[test]
+    fn ipv6_addresses_are_keyed_by_their_64() {
+        let a: IpAddr = "2001:db8:1:2:aaaa::1".parse().unwrap();
+        let b: IpAddr = "2001:db8:1:2:bbbb::9".parse().unwrap();
+        assert_eq!(address(a), address(b));
+        assert_ne!(address(a), address("2001:db8:1:3::1".parse().unwrap()));
+        assert_eq!(address("::ffff:10.0.0.1".parse().unwrap()), "10.0.0.1".parse::<IpAddr>().unwrap());
     }
 }

@@ -22,6 +22,8 @@ pub enum Access {
 pub enum Budget {
     /// Public endpoints, per address.
     Public,
+    /// Public streams (health watch): per-address rate and a cap on open streams per address.
+    PublicStream,
     /// Node session opens and joins.
     Node,
     /// Unary reads.
@@ -52,8 +54,9 @@ use Role::{Admin, Operator, Viewer};
 /// Every RPC served, by its HTTP/2 path.
 pub const RULES: &[(&str, Rule)] = &[
     ("/grpc.health.v1.Health/Check", r(Public, B::Public)),
-    ("/grpc.health.v1.Health/Watch", r(Public, B::Public)),
-    ("/grpc.reflection.v1.ServerReflection/ServerReflectionInfo", r(Public, B::Public)),
+    ("/grpc.health.v1.Health/Watch", r(Public, B::PublicStream)),
+    // The schema, admin RPCs included, is for signed-in users (grpcurl -H 'authorization: Bearer …').
+    ("/grpc.reflection.v1.ServerReflection/ServerReflectionInfo", r(User(Viewer), B::Watch)),
     ("/fog.v1.AuthService/SignIn", r(Public, B::Public)),
     ("/fog.v1.AuthService/Refresh", r(Public, B::Public)),
     ("/fog.v1.AuthService/SignOut", r(Public, B::Public)),
@@ -121,7 +124,7 @@ mod tests {
             match rule.budget {
                 Budget::Write => assert!(matches!(rule.access, Access::User(r) if r > Role::Viewer), "{path}"),
                 Budget::Read | Budget::Watch => assert!(matches!(rule.access, Access::User(_)), "{path}"),
-                Budget::Public | Budget::Node => {}
+                Budget::Public | Budget::PublicStream | Budget::Node => {}
             }
         }
         assert_eq!(rule("/fog.v1.Nope/Nope"), None);

@@ -23,6 +23,8 @@ use tracing::{info, warn};
 
 /// Spent refresh-token hashes remembered per session, to recognise reuse.
 const SPENT_KEPT: usize = 16;
+/// Live sign-in sessions per user; a new one beyond this ends the oldest.
+const SESSIONS_PER_USER: usize = 64;
 
 type Reply<T> = oneshot::Sender<Result<T, ApiError>>;
 
@@ -109,6 +111,21 @@ pub enum AuthCommand {
         /// The new key's id.
         reply: Reply<String>,
     },
+    /// A commit failed: put back what its batch changed in memory.
+    Undo(Vec<Undo>),
+}
+
+/// The state of one auth record before a change, to restore if the change's
+/// commit fails (nothing in memory may claim more than the store holds).
+pub enum Undo {
+    /// A user (None: it did not exist).
+    User(String, Option<UserRecord>),
+    /// An API token.
+    ApiToken(String, Option<ApiTokenRecord>),
+    /// A sign-in session with its spent hashes.
+    Session(String, Option<(SessionRecord, Vec<String>)>),
+    /// The signing keys.
+    Keys(Arc<KeyRing>),
 }
 
 /// The auth state.
@@ -265,11 +282,42 @@ impl Engine {
         }));
     }
 
-    /// Replies after the pending batch commits.
-    fn reply_after_commit<T: Send + 'static>(&mut self, reply: Reply<T>, value: T) {
-        self.pending.effects.push(Box::new(move |res| {
-            let _ = reply.send(res.map(|()| value).map_err(|e| ApiError::Unavailable(format!("not stored: {e}"))));
+    /// Replies after the pending batch commits; if it fails, the reply says so
+    /// and `undo` puts the in-memory records back as the store has them.
+    fn reply_after_commit<T: Send + 'static>(&mut self, reply: Reply<T>, value: Result<T, ApiError>, undo: Vec<Undo>) {
+        let engine = self.self_tx.clone();
+        self.pending.effects.push(Box::new(move |res| match res {
+            Ok(()) => {
+                let _ = reply.send(value);
+            }
+            Err(e) => {
+                let _ = reply.send(Err(ApiError::Unavailable(format!("not stored: {e}"))));
+                if let Some(tx) = engine.upgrade() {
+                    let _ = tx.try_send(super::Command::Auth(AuthCommand::Undo(undo)));
+                }
+            }
         }));
+    }
+
+    fn undo_session(&self, id: &str) -> Undo {
+        Undo::Session(id.to_string(), self.auth.sessions.get(id).cloned())
+    }
+
+    fn undo(&mut self, undo: Vec<Undo>) {
+        for u in undo {
+            match u {
+                Undo::User(name, Some(r)) => drop(self.auth.users.insert(name, r)),
+                Undo::User(name, None) => drop(self.auth.users.remove(&name)),
+                Undo::ApiToken(id, Some(r)) => drop(self.auth.api_tokens.insert(id, r)),
+                Undo::ApiToken(id, None) => drop(self.auth.api_tokens.remove(&id)),
+                Undo::Session(id, Some(r)) => drop(self.auth.sessions.insert(id, r)),
+                Undo::Session(id, None) => drop(self.auth.sessions.remove(&id)),
+                Undo::Keys(k) => self.auth.keys = k,
+            }
+        }
+        warn!("an auth change was not stored; restored the previous state");
+        // The restored state is what the store holds: publish it at once.
+        self.auth.view_tx.send_replace(Arc::new(self.auth.view()));
     }
 
     fn put_session(&mut self, id: &str) {
@@ -278,18 +326,23 @@ impl Engine {
         }
     }
 
-    fn end_session(&mut self, id: &str) {
+    /// Ends a session; returns how to undo it.
+    fn end_session(&mut self, id: &str) -> Option<Undo> {
+        let before = self.undo_session(id);
         if let Some((s, _)) = self.auth.sessions.get_mut(id)
             && !s.ended
         {
             s.ended = true;
             self.put_session(id);
+            return Some(before);
         }
+        None
     }
 
     pub(super) fn handle_auth(&mut self, cmd: AuthCommand) {
         let now = now_ms();
         match cmd {
+            AuthCommand::Undo(undo) => self.undo(undo),
             AuthCommand::PasswordHash { username, reply } => {
                 let _ = reply.send(self.auth.users.get(&username).map(|u| (u.password_hash.clone(), u.role)));
             }
@@ -311,21 +364,40 @@ impl Engine {
                 match self.auth.token_pair(&username, role, &sid, &next, end, now) {
                     Err(e) => drop(reply.send(Err(e))),
                     Ok(pair) => {
+                        // Bounded sessions per user: the oldest goes.
+                        let mut undo = vec![Undo::Session(sid.clone(), None)];
+                        let mut live: Vec<(u64, String)> = self
+                            .auth
+                            .sessions
+                            .iter()
+                            .filter(|(_, (s, _))| s.user == username && !s.ended)
+                            .map(|(id, (s, _))| (s.expires_at_ms, id.clone()))
+                            .collect();
+                        live.sort();
+                        let excess = (live.len() + 1).saturating_sub(SESSIONS_PER_USER);
+                        for (_, old) in live.into_iter().take(excess) {
+                            undo.extend(self.end_session(&old));
+                        }
                         self.auth.sessions.insert(sid.clone(), (record, Vec::new()));
                         self.put_session(&sid);
+                        if excess > 0 {
+                            self.publish_auth_view();
+                        }
                         info!(user = %username, session = %sid, "signed in");
-                        self.reply_after_commit(reply, (pair, role));
+                        self.reply_after_commit(reply, Ok((pair, role)), undo);
                     }
                 }
             }
             AuthCommand::Refresh { token, reply } => {
+                let undo = vec![self.undo_session(&token.session)];
+                let queued = self.pending.mutations.len();
                 let r = self.refresh(&token, now);
-                match r {
-                    Ok(pair) => self.reply_after_commit(reply, pair),
-                    Err(e) => {
-                        // A reuse ended the session: say so only once it is durable.
-                        let _ = reply.send(Err(e));
-                    }
+                if self.pending.mutations.len() == queued {
+                    // Refused without changing anything: no commit to wait for.
+                    let _ = reply.send(r);
+                } else {
+                    // Success, and a reuse that ended the session, are told once stored.
+                    self.reply_after_commit(reply, r, undo);
                 }
             }
             AuthCommand::SignOut { token, reply } => {
@@ -337,9 +409,9 @@ impl Engine {
                     let _ = reply.send(Err(ApiError::Unauthenticated("refresh token not recognised".into())));
                     return;
                 }
-                self.end_session(&token.session);
+                let undo = self.end_session(&token.session).into_iter().collect();
                 self.publish_auth_view();
-                self.reply_after_commit(reply, ());
+                self.reply_after_commit(reply, Ok(()), undo);
             }
             AuthCommand::CreateUser { username, password_hash, role, reply } => {
                 if self.auth.users.contains_key(&username) {
@@ -349,9 +421,10 @@ impl Engine {
                 let u = UserRecord { role, password_hash, created_at_ms: now };
                 self.pending.mutations.push(json(format!("{USER_PREFIX}{username}"), &u));
                 let out = user_pb(&username, &u);
+                let undo = vec![Undo::User(username.clone(), None)];
                 self.auth.users.insert(username, u);
                 self.publish_auth_view();
-                self.reply_after_commit(reply, out);
+                self.reply_after_commit(reply, Ok(out), undo);
             }
             AuthCommand::ListUsers { reply } => {
                 let _ = reply.send(Ok(self.auth.users.iter().map(|(n, u)| user_pb(n, u)).collect()));
@@ -365,7 +438,7 @@ impl Engine {
                     let _ = reply.send(Err(ApiError::FailedPrecondition("cannot delete the last admin".into())));
                     return;
                 }
-                self.auth.users.remove(&username);
+                let mut undo = vec![Undo::User(username.clone(), self.auth.users.remove(&username))];
                 self.pending.mutations.push(Mutation::DeleteMeta(format!("{USER_PREFIX}{username}")));
                 let theirs: Vec<String> = self
                     .auth
@@ -375,10 +448,10 @@ impl Engine {
                     .map(|(id, _)| id.clone())
                     .collect();
                 for id in theirs {
-                    self.end_session(&id);
+                    undo.extend(self.end_session(&id));
                 }
                 self.publish_auth_view();
-                self.reply_after_commit(reply, ());
+                self.reply_after_commit(reply, Ok(()), undo);
             }
             AuthCommand::CreateApiToken { name, role, ttl, created_by, reply } => {
                 let secret = ApiTokenSecret::generate();
@@ -396,20 +469,20 @@ impl Engine {
                 info!(id = %secret.id, name = %t.name, role = t.role.name(), by = %t.created_by, "API token created");
                 self.auth.api_tokens.insert(secret.id.clone(), t);
                 self.publish_auth_view();
-                self.reply_after_commit(reply, out);
+                self.reply_after_commit(reply, Ok(out), vec![Undo::ApiToken(secret.id, None)]);
             }
             AuthCommand::ListApiTokens { reply } => {
                 let _ = reply.send(Ok(self.auth.api_tokens.iter().map(|(id, t)| api_token_pb(id, t)).collect()));
             }
             AuthCommand::RevokeApiToken { id, reply } => {
-                if self.auth.api_tokens.remove(&id).is_none() {
+                let Some(old) = self.auth.api_tokens.remove(&id) else {
                     let _ = reply.send(Err(ApiError::NotFound(format!("no API token {id:?}"))));
                     return;
-                }
+                };
                 self.pending.mutations.push(Mutation::DeleteMeta(format!("{API_TOKEN_PREFIX}{id}")));
                 info!(%id, "API token revoked");
                 self.publish_auth_view();
-                self.reply_after_commit(reply, ());
+                self.reply_after_commit(reply, Ok(()), vec![Undo::ApiToken(id, Some(old))]);
             }
             AuthCommand::RotateKey { reply } => {
                 let new = match SigningKeyRecord::generate(now) {
@@ -432,10 +505,10 @@ impl Engine {
                 let kid = new.kid.clone();
                 keys.push(new);
                 self.pending.mutations.push(json(KEYS_KEY.into(), &keys));
-                self.auth.keys = Arc::new(AuthBook::ring(&self.auth.settings, keys));
+                let old = std::mem::replace(&mut self.auth.keys, Arc::new(AuthBook::ring(&self.auth.settings, keys)));
                 info!(%kid, "token signing key rotated");
                 self.publish_auth_view();
-                self.reply_after_commit(reply, kid);
+                self.reply_after_commit(reply, Ok(kid), vec![Undo::Keys(old)]);
             }
         }
     }
@@ -452,7 +525,7 @@ impl Engine {
         }
         if spent.contains(&presented) {
             warn!(session = %token.session, user = %record.user, "refresh token reuse: ending the session");
-            self.end_session(&token.session);
+            let _ = self.end_session(&token.session);
             self.publish_auth_view();
             return Err(ApiError::Unauthenticated(
                 "refresh token was already used: the session is ended (sign in again)".into(),
@@ -463,7 +536,7 @@ impl Engine {
         }
         let (user, end) = (record.user.clone(), record.expires_at_ms);
         let Some(role) = self.auth.users.get(&user).map(|u| u.role) else {
-            self.end_session(&token.session);
+            let _ = self.end_session(&token.session);
             self.publish_auth_view();
             return Err(ApiError::Unauthenticated("user no longer exists".into()));
         };
@@ -486,8 +559,16 @@ impl Engine {
     /// Forgets sessions past their end and API tokens past their expiry.
     pub(super) fn prune_auth(&mut self) {
         let now = now_ms();
-        let dead: Vec<String> =
-            self.auth.sessions.iter().filter(|(_, (s, _))| s.expires_at_ms <= now).map(|(id, _)| id.clone()).collect();
+        // Kept past their end by the verification leeway, so an ended
+        // session's last access token cannot come back to life.
+        let grace = self.auth.settings.leeway.as_millis() as u64 + 60_000;
+        let dead: Vec<String> = self
+            .auth
+            .sessions
+            .iter()
+            .filter(|(_, (s, _))| s.expires_at_ms.saturating_add(grace) <= now)
+            .map(|(id, _)| id.clone())
+            .collect();
         let expired: Vec<String> =
             self.auth.api_tokens.iter().filter(|(_, t)| t.expires_at_ms <= now).map(|(id, _)| id.clone()).collect();
         if dead.is_empty() && expired.is_empty() {

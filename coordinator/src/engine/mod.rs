@@ -273,17 +273,10 @@ impl Engine {
         let mut next_prune = self.started_at + 60_000;
         loop {
             tokio::select! {
-                // Node traffic first: heartbeats are never queued behind API commands.
+                // Timers first (they are periodic, so they cannot starve
+                // anything), then node traffic, then API commands; the drain
+                // below interleaves the two lanes so neither starves the other.
                 biased;
-                Some(cmd) = self.node_rx.recv() => {
-                    self.handle(cmd);
-                    self.drain_queued();
-                }
-                cmd = self.rx.recv() => {
-                    let Some(cmd) = cmd else { break };
-                    self.handle(cmd);
-                    self.drain_queued();
-                }
                 _ = tick.tick() => {
                     let now = now_ms();
                     self.on_tick(now);
@@ -304,6 +297,15 @@ impl Engine {
                         self.flush_nodes();
                     }
                 }
+                Some(cmd) = self.node_rx.recv() => {
+                    self.handle(cmd);
+                    self.drain_queued();
+                }
+                cmd = self.rx.recv() => {
+                    let Some(cmd) = cmd else { break };
+                    self.handle(cmd);
+                    self.drain_queued();
+                }
             }
             if self.place_needed {
                 self.place_needed = false;
@@ -320,12 +322,16 @@ impl Engine {
         info!("engine stopped");
     }
 
-    /// Takes whatever else is already queued (bounded), node traffic first.
+    /// Takes whatever else is already queued (bounded): node traffic first,
+    /// but every fourth command from the API lane when it has one, so a node
+    /// flood cannot stall the API (and the API cannot stall heartbeats).
     fn drain_queued(&mut self) {
-        for _ in 0..1024 {
-            let cmd = match self.node_rx.try_recv() {
+        for i in 0..1024 {
+            let (first, second) =
+                if i % 4 == 3 { (&mut self.rx, &mut self.node_rx) } else { (&mut self.node_rx, &mut self.rx) };
+            let cmd = match first.try_recv() {
                 Ok(cmd) => cmd,
-                Err(_) => match self.rx.try_recv() {
+                Err(_) => match second.try_recv() {
                     Ok(cmd) => cmd,
                     Err(_) => break,
                 },
