@@ -106,6 +106,12 @@ pub struct Flags {
     /// Unary requests one identity may have in flight.
     #[arg(long, env = "FOG_MAX_INFLIGHT_PER_IDENTITY", default_value_t = 32)]
     pub max_inflight_per_identity: u32,
+    /// Messages per second one node session may send (heartbeats, updates, results); over it, the session is closed.
+    #[arg(long, env = "FOG_SESSION_MSG_RATE", default_value_t = 200)]
+    pub session_msg_rate: u32,
+    /// Messages a node session may send in a burst beyond its rate.
+    #[arg(long, env = "FOG_SESSION_MSG_BURST", default_value_t = 1000)]
+    pub session_msg_burst: u32,
     /// Log as JSON lines instead of human text.
     #[arg(long, env = "FOG_LOG_JSON", default_value_t = false)]
     pub log_json: bool,
@@ -212,6 +218,8 @@ fn auth_settings(f: &Flags) -> Result<crate::auth::AuthSettings, ConfigError> {
         ("--limit-sign-in-per-min", f.limit_sign_in_per_min),
         ("--max-inflight", f.max_inflight),
         ("--max-inflight-per-identity", f.max_inflight_per_identity),
+        ("--session-msg-rate", f.session_msg_rate),
+        ("--session-msg-burst", f.session_msg_burst),
     ];
     for (name, v) in limits {
         if !(1..=10_000_000).contains(&v) {
@@ -232,6 +240,8 @@ fn auth_settings(f: &Flags) -> Result<crate::auth::AuthSettings, ConfigError> {
             watch_rps: f.limit_watch_rps,
             max_watches: f.max_watches,
             max_inflight_per_identity: f.max_inflight_per_identity,
+            session_msg_rate: f.session_msg_rate,
+            session_msg_burst: f.session_msg_burst,
             sign_in_per_min: f.limit_sign_in_per_min,
             max_inflight: f.max_inflight,
         },

@@ -100,7 +100,7 @@ pub async fn start(cfg: Config) -> anyhow::Result<Running> {
             AuthServiceServer::new(AuthApi::new(engine.clone(), limits.clone())).max_decoding_message_size(16 * kib),
         )
         .add_service(
-            NodeServiceServer::new(NodeApi::new(engine.clone(), session_queue, identity.clone()))
+            NodeServiceServer::new(NodeApi::new(engine.clone(), session_queue, identity.clone(), &cfg.auth.limits))
                 .max_decoding_message_size(1024 * kib),
         )
         .add_service(TaskServiceServer::new(TaskApi::new(engine.clone())).max_decoding_message_size(256 * kib))

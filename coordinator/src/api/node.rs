@@ -32,14 +32,23 @@ const HELLO_TIMEOUT: Duration = Duration::from_secs(10);
 pub struct NodeApi {
     engine: EngineHandle,
     session_queue: usize,
+    /// Messages per second and burst one session may send; a session over it is closed.
+    session_budget: (std::num::NonZeroU32, std::num::NonZeroU32),
     next_session: AtomicU64,
     identity: Option<Arc<IdentityContext>>,
 }
 
 impl NodeApi {
     /// A service over the engine; `identity` is None in insecure dev mode.
-    pub fn new(engine: EngineHandle, session_queue: usize, identity: Option<Arc<IdentityContext>>) -> NodeApi {
-        NodeApi { engine, session_queue, next_session: AtomicU64::new(1), identity }
+    pub fn new(
+        engine: EngineHandle,
+        session_queue: usize,
+        identity: Option<Arc<IdentityContext>>,
+        limits: &crate::auth::LimitSettings,
+    ) -> NodeApi {
+        let nz = |v: u32| std::num::NonZeroU32::new(v.max(1)).expect("positive");
+        let session_budget = (nz(limits.session_msg_rate), nz(limits.session_msg_burst.max(limits.session_msg_rate)));
+        NodeApi { engine, session_queue, session_budget, next_session: AtomicU64::new(1), identity }
     }
 
     /// The node a session speaks for: from the verified client certificate
@@ -66,11 +75,6 @@ impl NodeApi {
 }
 
 type SessionStream = Pin<Box<dyn Stream<Item = Result<pb::SessionResponse, Status>> + Send>>;
-
-/// Messages per second one node session may send (heartbeats, updates,
-/// results), and the burst it may save up; a session over it is closed.
-const SESSION_MSGS_PER_SEC: std::num::NonZeroU32 = std::num::NonZeroU32::new(200).unwrap();
-const SESSION_MSG_BURST: std::num::NonZeroU32 = std::num::NonZeroU32::new(1000).unwrap();
 
 /// A (task id, attempt number) pair a node reports.
 pub type AttemptKey = (Arc<str>, u64);
@@ -220,9 +224,8 @@ impl NodeService for NodeApi {
         // session ends (it reconnects, and opens are limited per address).
         // Not throttled by reading slower: an unread stream would hold the
         // HTTP/2 connection window that other sessions on the connection share.
-        let budget = governor::RateLimiter::direct(
-            governor::Quota::per_second(SESSION_MSGS_PER_SEC).allow_burst(SESSION_MSG_BURST),
-        );
+        let (rate, burst) = self.session_budget;
+        let budget = governor::RateLimiter::direct(governor::Quota::per_second(rate).allow_burst(burst));
         tokio::spawn(
             async move {
                 loop {
@@ -231,7 +234,7 @@ impl NodeService for NodeApi {
                             tracing::warn!("session message rate exceeded; closing the session");
                             if let Some(tx) = fail_tx.take() {
                                 let _ = tx.send(Status::resource_exhausted(format!(
-                                    "more than {SESSION_MSGS_PER_SEC} session messages per second (burst {SESSION_MSG_BURST}); reconnect and slow down"
+                                    "more than {rate} session messages per second (burst {burst}); reconnect and slow down"
                                 )));
                             }
                             SessionEventKind::Closed

@@ -48,6 +48,10 @@ pub struct LimitSettings {
     pub sign_in_per_min: u32,
     /// Unary user requests in flight, all identities together.
     pub max_inflight: u32,
+    /// Messages per second one node session may send; a session over it is closed.
+    pub session_msg_rate: u32,
+    /// The burst a node session may save up.
+    pub session_msg_burst: u32,
 }
 
 impl Default for LimitSettings {
@@ -62,6 +66,8 @@ impl Default for LimitSettings {
             max_inflight_per_identity: 32,
             sign_in_per_min: 20,
             max_inflight: 256,
+            session_msg_rate: 200,
+            session_msg_burst: 1000,
         }
     }
 }
