@@ -23,9 +23,12 @@ pub struct Args {
     /// Simulated nodes (one stream each).
     #[arg(long, default_value_t = 100_000)]
     nodes: usize,
-    /// HTTP/2 connections the streams share.
-    #[arg(long, default_value_t = 32)]
+    /// HTTP/2 connections the streams share (keep ≤ 1,000 streams per connection; see BENCHMARKS.md).
+    #[arg(long, default_value_t = 128)]
     connections: usize,
+    /// Send one message per stream every this long (e.g. 5s) instead of as fast as flow control allows.
+    #[arg(long, value_parser = humantime_secs)]
+    interval: Option<Duration>,
     /// Measured window.
     #[arg(long, default_value = "10s", value_parser = humantime_secs)]
     window: Duration,
@@ -115,6 +118,25 @@ where
     Ok(Measure { label, messages: m1 - m0, secs, server_cpu: c1 - c0, server_rss_kib: rss, open_secs })
 }
 
+/// Messages from `make`: as fast as they are taken, or one per `interval`,
+/// stream `i` of `n` offset by `i/n` of the interval so that they spread evenly.
+fn paced<T: Send + 'static>(
+    i: usize,
+    n: usize,
+    interval: Option<Duration>,
+    mut make: impl FnMut() -> T + Send + 'static,
+) -> futures::stream::BoxStream<'static, T> {
+    match interval {
+        None => futures::stream::repeat_with(make).boxed(),
+        Some(every) => {
+            let offset = every.mul_f64(i as f64 / n.max(1) as f64);
+            let mut ticks = tokio::time::interval_at(tokio::time::Instant::now() + offset, every);
+            ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            tokio_stream::wrappers::IntervalStream::new(ticks).map(move |_| make()).boxed()
+        }
+    }
+}
+
 /// When a stream may start pushing (all are open) and when it must stop.
 #[derive(Clone)]
 struct Gates {
@@ -142,6 +164,7 @@ impl Gates {
 }
 
 async fn raw(args: &Args, nodes: usize, connections: usize) -> anyhow::Result<Measure> {
+    let interval = args.interval;
     let port = free_port()?;
     let addr: SocketAddr = ([127, 0, 0, 1], port).into();
     let args_raw = ["raw-server".to_string(), "--listen".into(), addr.to_string()];
@@ -164,7 +187,7 @@ async fn raw(args: &Args, nodes: usize, connections: usize) -> anyhow::Result<Me
             async move {
                 ready.fetch_add(1, Ordering::Relaxed);
                 let mut seq = 0;
-                let blobs = futures::stream::repeat_with(move || {
+                let blobs = paced(i, nodes, interval, move || {
                     seq += 1;
                     sent.fetch_add(1, Ordering::Relaxed);
                     pb::Blob { seq, payload: payload.clone() }
@@ -215,6 +238,7 @@ fn heartbeat(seq: u64) -> fog::SessionRequest {
 }
 
 async fn coordinator(args: &Args, nodes: usize, connections: usize) -> anyhow::Result<Measure> {
+    let interval = args.interval;
     let port = free_port()?;
     let addr: SocketAddr = ([127, 0, 0, 1], port).into();
     let data = tempfile::tempdir()?;
@@ -250,7 +274,7 @@ async fn coordinator(args: &Args, nodes: usize, connections: usize) -> anyhow::R
         let (ready, sent) = (ready.clone(), sent.clone());
         async move {
             let mut seq = 0;
-            let beats = futures::stream::repeat_with(move || {
+            let beats = paced(i, nodes, interval, move || {
                 seq += 1;
                 sent.fetch_add(1, Ordering::Relaxed);
                 heartbeat(seq)
@@ -279,14 +303,16 @@ pub async fn run(mut args: Args) -> anyhow::Result<()> {
     }
     anyhow::ensure!(args.nodes > 0 && args.connections > 0, "--nodes and --connections must be positive");
     let (n, c) = (args.nodes, args.connections.min(args.nodes));
-    eprintln!("ingest: {n} streams over {c} connections, {:?} window, {} bytes per message", args.window, {
+    let pace = args.interval.map_or("flat out".to_string(), |i| format!("one message per stream every {i:?}"));
+    let size = {
         use prost::Message;
         heartbeat(1_000_000).encoded_len()
-    });
+    };
+    eprintln!("ingest: {n} streams over {c} connections, {pace}, {:?} window, {size} bytes per message", args.window);
     let base = raw(&args, n, c).await?;
     let coord = coordinator(&args, n, c).await?;
     println!(
-        "| scenario ({n} streams, {c} connections) | msgs/s | server CPU µs/msg | server RSS MiB | streams open in |"
+        "| scenario ({n} streams, {c} connections, {pace}) | msgs/s | server CPU µs/msg | server RSS MiB | streams open in |"
     );
     println!("|---|---:|---:|---:|---:|");
     for m in [&base, &coord] {
