@@ -120,6 +120,8 @@ where
 
 /// Messages from `make`: as fast as they are taken, or one per `interval`,
 /// stream `i` of `n` offset by `i/n` of the interval so that they spread evenly.
+/// The clock starts at the first poll (after every stream is open), not when
+/// the stream is built, so that the offsets are not lost to missed ticks.
 fn paced<T: Send + 'static>(
     i: usize,
     n: usize,
@@ -130,9 +132,14 @@ fn paced<T: Send + 'static>(
         None => futures::stream::repeat_with(make).boxed(),
         Some(every) => {
             let offset = every.mul_f64(i as f64 / n.max(1) as f64);
-            let mut ticks = tokio::time::interval_at(tokio::time::Instant::now() + offset, every);
-            ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-            tokio_stream::wrappers::IntervalStream::new(ticks).map(move |_| make()).boxed()
+            futures::stream::once(async move {
+                let mut ticks = tokio::time::interval_at(tokio::time::Instant::now() + offset, every);
+                ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+                tokio_stream::wrappers::IntervalStream::new(ticks)
+            })
+            .flatten()
+            .map(move |_| make())
+            .boxed()
         }
     }
 }
