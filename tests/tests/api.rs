@@ -54,9 +54,11 @@ async fn system_status_lists_the_components_by_category() {
     assert_eq!(s.version, env!("CARGO_PKG_VERSION"));
     assert_eq!(s.overall, pb::ComponentStatus::Healthy as i32);
     let names: Vec<&str> = s.components.iter().map(|c| c.name.as_str()).collect();
-    for want in ["registry", "scheduler", "task-queue", "liveness-monitor", "topology-stream", "store"] {
+    for want in ["registry", "scheduler", "task-queue", "liveness-monitor", "topology-stream", "store", "auth"] {
         assert!(names.contains(&want), "{want} missing from {names:?}");
     }
+    let auth = s.components.iter().find(|c| c.name == "auth").unwrap();
+    assert_eq!(auth.metrics.get("users").map(String::as_str), Some("1"), "the bootstrap admin: {auth:?}");
     assert!(s.components.iter().all(|c| !c.category.is_empty() && !c.detail.is_empty()));
 }
 

@@ -156,11 +156,6 @@ impl KeyRing {
         &self.records
     }
 
-    /// Issuer and audience tokens are bound to.
-    pub fn binding(&self) -> (&str, &str) {
-        (&self.issuer, &self.audience)
-    }
-
     /// Signs claims with the current key.
     pub fn sign(&self, claims: &AccessClaims) -> Result<String, TokenError> {
         self.sign_json(&serde_json::to_value(claims).map_err(|_| TokenError::Malformed)?)

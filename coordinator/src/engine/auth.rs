@@ -222,11 +222,6 @@ impl AuthBook {
         self.view_tx.subscribe()
     }
 
-    /// The key ring (for in-process callers that mint tokens, e.g. tests).
-    pub fn keys(&self) -> Arc<KeyRing> {
-        self.keys.clone()
-    }
-
     fn view(&self) -> AuthView {
         AuthView {
             keys: self.keys.clone(),

@@ -220,6 +220,20 @@ impl Engine {
                     [("mode", "insecure-dev".to_string())],
                 ),
             },
+            {
+                let (users, api_tokens, sessions) = self.auth.counts();
+                component(
+                    "auth",
+                    "security",
+                    S::Healthy,
+                    format!("{users} users, {api_tokens} API tokens, {sessions} live sign-in sessions"),
+                    [
+                        ("users", users.to_string()),
+                        ("api_tokens", api_tokens.to_string()),
+                        ("sessions", sessions.to_string()),
+                    ],
+                )
+            },
         ];
         components.sort_by(|a, b| (a.category.as_str(), a.name.as_str()).cmp(&(b.category.as_str(), b.name.as_str())));
         let overall = components
