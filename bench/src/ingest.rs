@@ -7,6 +7,7 @@
 //! warm-up, bounded HTTP/2 windows keep that within a few windows of what the
 //! server consumed. Server CPU comes from /proc for the server process alone.
 
+use crate::coord::connect;
 use crate::procs::{Proc, free_port, sibling, wait_listening};
 use crate::raw::pb;
 use fog_proto::v1 as fog;
@@ -15,29 +16,28 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
-use tonic::transport::{Channel, Endpoint};
 
 /// `fog-bench ingest`.
 #[derive(Debug, clap::Args)]
 pub struct Args {
     /// Simulated nodes (one stream each).
     #[arg(long, default_value_t = 100_000)]
-    nodes: usize,
+    pub nodes: usize,
     /// HTTP/2 connections the streams share (keep ≤ 1,000 streams per connection; see BENCHMARKS.md).
     #[arg(long, default_value_t = 128)]
-    connections: usize,
+    pub connections: usize,
     /// Send one message per stream every this long (e.g. 5s) instead of as fast as flow control allows.
     #[arg(long, value_parser = humantime_secs)]
-    interval: Option<Duration>,
+    pub interval: Option<Duration>,
     /// Measured window.
     #[arg(long, default_value = "10s", value_parser = humantime_secs)]
-    window: Duration,
+    pub window: Duration,
     /// Small and short (200 nodes, 2 connections, 1 s): the test suite runs it so the code cannot rot.
     #[arg(long)]
-    quick: bool,
+    pub quick: bool,
 }
 
-fn humantime_secs(s: &str) -> Result<Duration, String> {
+pub fn humantime_secs(s: &str) -> Result<Duration, String> {
     let n: f64 = s.trim_end_matches('s').parse().map_err(|e| format!("{s:?}: {e}"))?;
     Ok(Duration::from_secs_f64(n))
 }
@@ -62,16 +62,6 @@ impl Measure {
     }
 }
 
-async fn connect(addr: SocketAddr, connections: usize) -> anyhow::Result<Vec<Channel>> {
-    let mut out = Vec::with_capacity(connections);
-    for _ in 0..connections {
-        // `connect` on a fresh endpoint opens a connection of its own.
-        let ep = Endpoint::from_shared(format!("http://{addr}"))?.tcp_nodelay(true);
-        out.push(ep.connect().await?);
-    }
-    Ok(out)
-}
-
 /// Runs `open` for every node, then measures the messages counted in `sent`
 /// over the window, with the server's CPU over the same window.
 async fn measure<F, Fut>(
@@ -80,7 +70,7 @@ async fn measure<F, Fut>(
     nodes: usize,
     ready: Arc<AtomicU64>,
     sent: Arc<AtomicU64>,
-    window: Duration,
+    timing: Timing,
     open: F,
 ) -> anyhow::Result<Measure>
 where
@@ -105,8 +95,12 @@ where
     eprintln!("{label}: {nodes} streams open in {open_secs:.1} s");
     // Every stream is open: now they all push at once.
     let _ = go_tx.send(true);
-    // Warm-up: windows fill, allocators settle (a measurement interval, not a wait for a condition).
-    tokio::time::sleep(window / 4).await;
+    // Warm-up: windows fill, allocators settle and, paced, every node has sent
+    // the heartbeats that make it healthy (the coordinator's recovery run is 3):
+    // the window measures the steady state (a measurement interval, not a wait
+    // for a condition).
+    let Timing { window, warmup } = timing;
+    tokio::time::sleep(warmup.max(window / 4)).await;
     let (m0, c0, t0) = (sent.load(Ordering::Relaxed), server.cpu_seconds(), Instant::now());
     tokio::time::sleep(window).await;
     let (m1, c1, secs) = (sent.load(Ordering::Relaxed), server.cpu_seconds(), t0.elapsed().as_secs_f64());
@@ -187,7 +181,7 @@ async fn raw(args: &Args, nodes: usize, connections: usize) -> anyhow::Result<Me
         nodes,
         ready.clone(),
         sent.clone(),
-        args.window,
+        Timing { window: args.window, warmup: warmup(interval) },
         |i, gates| {
             let channel = channels[i % channels.len()].clone();
             let (ready, sent, payload) = (ready.clone(), sent.clone(), payload.clone());
@@ -205,6 +199,62 @@ async fn raw(args: &Args, nodes: usize, connections: usize) -> anyhow::Result<Me
         },
     )
     .await
+}
+
+/// The measured window and the warm-up before it.
+#[derive(Clone, Copy)]
+struct Timing {
+    window: Duration,
+    warmup: Duration,
+}
+
+/// Warm-up before a paced window: four heartbeat intervals.
+fn warmup(interval: Option<Duration>) -> Duration {
+    interval.map_or(Duration::ZERO, |i| i * 4)
+}
+
+/// The raw server's RSS (KiB) holding `n` idle client streams over
+/// `n / 1000` connections, and its RSS before them: (with, before).
+pub async fn idle_raw_rss(n: usize) -> anyhow::Result<(u64, u64)> {
+    let addr: SocketAddr = ([127, 0, 0, 1], free_port()?).into();
+    let argv = ["raw-server".to_string(), "--listen".into(), addr.to_string()];
+    let mut server =
+        Proc::start(std::env::current_exe()?, &argv, &std::env::temp_dir().join("fog-bench-raw-idle.log"))?;
+    wait_listening(&mut server, addr).await?;
+    let base = server.rss_kib();
+    let channels = connect(addr, n.div_ceil(1000)).await?;
+    let opened = Arc::new(AtomicU64::new(0));
+    let (stop_tx, stop) = tokio::sync::watch::channel(false);
+    let tasks: Vec<_> = (0..n)
+        .map(|i| {
+            let mut client = pb::raw_service_client::RawServiceClient::new(channels[i % channels.len()].clone());
+            let (opened, mut stop) = (opened.clone(), stop.clone());
+            // One message opens the stream on the server; then it idles until the stop.
+            let up = futures::stream::once(async { pb::Blob { seq: 1, payload: vec![7; 64] } }).chain(
+                futures::stream::once(async move {
+                    let _ = stop.wait_for(|v| *v).await;
+                })
+                .filter_map(|_| async { None }),
+            );
+            tokio::spawn(async move {
+                opened.fetch_add(1, Ordering::Relaxed);
+                let _ = client.ingest(up).await;
+            })
+        })
+        .collect();
+    crate::coord::until("raw idle streams open", Duration::from_secs(120), || {
+        let n_open = opened.load(Ordering::Relaxed) as usize;
+        async move { n_open >= n }
+    })
+    .await?;
+    // Two heartbeat intervals of the coordinator run: the same settling time.
+    tokio::time::sleep(Duration::from_secs(10)).await;
+    let rss = server.rss_kib();
+    let _ = stop_tx.send(true);
+    for t in tasks {
+        let _ = tokio::time::timeout(Duration::from_secs(5), t).await;
+    }
+    Ok((rss, base))
 }
 
 /// Filler for raw messages so that they encode to the size of a heartbeat.
@@ -276,7 +326,8 @@ async fn coordinator(args: &Args, nodes: usize, connections: usize) -> anyhow::R
     wait_listening(&mut server, addr).await?;
     let channels = connect(addr, connections).await?;
     let (ready, sent) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
-    measure("coordinator heartbeat ingest", &server, nodes, ready.clone(), sent.clone(), args.window, |i, gates| {
+    let timing = Timing { window: args.window, warmup: warmup(interval) };
+    measure("coordinator heartbeat ingest", &server, nodes, ready.clone(), sent.clone(), timing, |i, gates| {
         let channel = channels[i % channels.len()].clone();
         let (ready, sent) = (ready.clone(), sent.clone());
         async move {
@@ -303,8 +354,18 @@ async fn coordinator(args: &Args, nodes: usize, connections: usize) -> anyhow::R
     .await
 }
 
-/// Runs both and prints the table for BENCHMARKS.md.
-pub async fn run(mut args: Args) -> anyhow::Result<()> {
+/// What `ingest` measured: the table and the two rates.
+pub struct Ingest {
+    /// Markdown table.
+    pub table: String,
+    /// Coordinator heartbeats per second.
+    pub coord_rate: f64,
+    /// Coordinator CPU per heartbeat ÷ raw CPU per message.
+    pub cpu_ratio: f64,
+}
+
+/// Runs both; returns the table for BENCHMARKS.md.
+pub async fn run(mut args: Args) -> anyhow::Result<Ingest> {
     if args.quick {
         (args.nodes, args.connections, args.window) = (200, 2, Duration::from_secs(1));
     }
@@ -318,13 +379,12 @@ pub async fn run(mut args: Args) -> anyhow::Result<()> {
     eprintln!("ingest: {n} streams over {c} connections, {pace}, {:?} window, {size} bytes per message", args.window);
     let base = raw(&args, n, c).await?;
     let coord = coordinator(&args, n, c).await?;
-    println!(
-        "| scenario ({n} streams, {c} connections, {pace}) | msgs/s | server CPU µs/msg | server RSS MiB | streams open in |"
+    let mut t = format!(
+        "| scenario ({n} streams, {c} connections, {pace}) | msgs/s | server CPU µs/msg | server RSS MiB | streams open in |\n|---|---:|---:|---:|---:|\n"
     );
-    println!("|---|---:|---:|---:|---:|");
     for m in [&base, &coord] {
-        println!(
-            "| {} | {:.0} | {:.2} | {:.0} | {:.1} s |",
+        t += &format!(
+            "| {} | {:.0} | {:.2} | {:.0} | {:.1} s |\n",
             m.label,
             m.rate(),
             m.cpu_us_per_msg(),
@@ -332,11 +392,11 @@ pub async fn run(mut args: Args) -> anyhow::Result<()> {
             m.open_secs
         );
     }
-    println!(
-        "| **coordinator / raw** | **{:.0} %** | **{:.2}×** | | |",
-        100.0 * coord.rate() / base.rate(),
-        coord.cpu_us_per_msg() / base.cpu_us_per_msg().max(f64::MIN_POSITIVE)
+    let cpu_ratio = coord.cpu_us_per_msg() / base.cpu_us_per_msg().max(f64::MIN_POSITIVE);
+    t += &format!(
+        "| **coordinator / raw** | **{:.0} %** | **{cpu_ratio:.2}×** | | |\n",
+        100.0 * coord.rate() / base.rate()
     );
     anyhow::ensure!(base.messages > 0 && coord.messages > 0, "a scenario moved no messages");
-    Ok(())
+    Ok(Ingest { table: t, coord_rate: coord.rate(), cpu_ratio })
 }

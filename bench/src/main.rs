@@ -8,11 +8,21 @@
 //!   stream, multiplexed over C HTTP/2 connections, push heartbeats as fast as
 //!   flow control lets them; the baseline is a trivial tonic client-streaming
 //!   service with the same stream and connection layout and ~100-byte messages.
+//! - `watch`: topology watch fan-out delay against raw server streaming.
+//! - `submit`: durable submission against etcd puts, and end-to-end placement.
+//! - `all`: everything above plus etcd's lease keepalives, failure detection,
+//!   restart, idle memory and the agent footprint, written into `BENCHMARKS.md`.
 //! - `raw-server`: the baseline server (the other subcommands start it).
 
+mod all;
+mod coord;
+mod etcd;
+mod faults;
 mod ingest;
 mod procs;
 mod raw;
+mod submit;
+mod watch;
 
 use clap::{Parser, Subcommand};
 use std::net::SocketAddr;
@@ -28,6 +38,12 @@ struct Cli {
 enum Cmd {
     /// Heartbeat ingest: the coordinator against raw tonic client streaming.
     Ingest(ingest::Args),
+    /// Every benchmark, written into BENCHMARKS.md (about 15 minutes; `--quick` for a smoke run).
+    All(all::Args),
+    /// Topology watch delay: the coordinator against raw server-streaming fan-out.
+    Watch(watch::Args),
+    /// Durable submission against etcd puts, and end-to-end placement.
+    Submit(submit::Args),
     /// Serve the raw tonic baseline (started by the other subcommands).
     RawServer {
         /// Address to listen on.
@@ -41,7 +57,21 @@ fn main() -> anyhow::Result<()> {
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     rt.block_on(async move {
         match cli.cmd {
-            Cmd::Ingest(args) => ingest::run(args).await,
+            Cmd::Ingest(args) => {
+                println!("{}", ingest::run(args).await?.table);
+                Ok(())
+            }
+            Cmd::All(args) => all::run(args).await,
+            Cmd::Watch(args) => {
+                let dir = tempfile::tempdir()?;
+                println!("{}", watch::run(args, dir.path()).await?);
+                Ok(())
+            }
+            Cmd::Submit(args) => {
+                let dir = tempfile::tempdir()?;
+                println!("{}", submit::run(args, dir.path()).await?);
+                Ok(())
+            }
             Cmd::RawServer { listen } => raw::serve(listen).await,
         }
     })

@@ -24,6 +24,11 @@ impl Proc {
         Ok(Proc { child })
     }
 
+    /// Kills the process (SIGKILL) and reaps it.
+    pub async fn kill(&mut self) {
+        let _ = self.child.kill().await;
+    }
+
     /// CPU seconds the process has used (user + system), from /proc.
     pub fn cpu_seconds(&self) -> f64 {
         let Some(pid) = self.child.id() else { return 0.0 };

@@ -11,10 +11,28 @@ pub mod pb {
 
 use pb::raw_service_server::{RawService, RawServiceServer};
 
-struct Raw;
+struct Raw {
+    fanout: tokio::sync::broadcast::Sender<pb::Blob>,
+}
+
+type BlobStream = std::pin::Pin<Box<dyn futures::Stream<Item = Result<pb::Blob, Status>> + Send>>;
 
 #[tonic::async_trait]
 impl RawService for Raw {
+    type SubscribeStream = BlobStream;
+
+    async fn subscribe(&self, _: Request<pb::Blob>) -> Result<Response<BlobStream>, Status> {
+        use futures::StreamExt;
+        // A subscriber that falls behind skips what it missed, as the coordinator's watchers do.
+        let rx = tokio_stream::wrappers::BroadcastStream::new(self.fanout.subscribe());
+        Ok(Response::new(Box::pin(rx.filter_map(|m| async move { m.ok().map(Ok) }))))
+    }
+
+    async fn publish(&self, req: Request<pb::Blob>) -> Result<Response<pb::Count>, Status> {
+        let n = self.fanout.send(req.into_inner()).unwrap_or(0);
+        Ok(Response::new(pb::Count { messages: n as u64 }))
+    }
+
     async fn echo(&self, req: Request<pb::Blob>) -> Result<Response<pb::Blob>, Status> {
         Ok(Response::new(req.into_inner()))
     }
@@ -35,7 +53,7 @@ pub async fn serve(listen: SocketAddr) -> anyhow::Result<()> {
     tonic::transport::Server::builder()
         .max_concurrent_streams(Some(16_384))
         .tcp_nodelay(true)
-        .add_service(RawServiceServer::new(Raw))
+        .add_service(RawServiceServer::new(Raw { fanout: tokio::sync::broadcast::channel(8192).0 }))
         .serve(listen)
         .await?;
     Ok(())

@@ -86,7 +86,6 @@ pub async fn start(cfg: Config) -> anyhow::Result<Running> {
         // peers the kernel would not report for minutes.
         .http2_keepalive_interval(Some(Duration::from_secs(10)))
         .http2_keepalive_timeout(Some(Duration::from_secs(5)))
-        .tcp_nodelay(true)
         // A unary call (or a stream's opening) that takes longer is cut off: a
         // client that never sends its body cannot hold a slot for ever.
         .timeout(Duration::from_secs(30))
@@ -110,7 +109,10 @@ pub async fn start(cfg: Config) -> anyhow::Result<Running> {
         )
         .add_service(TopologyServiceServer::new(TopologyApi::new(engine.clone())).max_decoding_message_size(16 * kib))
         .add_service(SystemServiceServer::new(SystemApi::new(engine.clone())).max_decoding_message_size(4 * kib));
-    let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
+    // TCP_NODELAY on every accepted connection. (The builder's `tcp_nodelay`
+    // applies only to listeners tonic binds itself; without it, small
+    // responses waited out the peer's 40 ms delayed ACK: submit p99 was 44 ms.)
+    let incoming = tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true));
     let server = tokio::spawn(router.serve_with_incoming_shutdown(incoming, async move { stop.cancelled().await }));
     let evict = shutdown.clone();
     tokio::spawn(async move {

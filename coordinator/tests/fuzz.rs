@@ -79,7 +79,7 @@ fn all_requests(bytes: &[u8]) {
     if let Ok(r) = pb::SessionRequest::decode(bytes) {
         match r.msg {
             Some(pb::session_request::Msg::Hello(h)) => drop(fog_coordinator::api::registration(h)),
-            Some(m) => drop(fog_coordinator::api::session_event(m)),
+            Some(m) => drop(fog_coordinator::api::session_event(m, &mut Default::default())),
             None => {}
         }
     }

@@ -189,7 +189,12 @@ async fn a_too_old_revision_or_another_epoch_gets_an_explicit_resync() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_watcher_that_never_reads_does_not_delay_the_others_and_is_resynced() {
-    let c = Coord::start_with(|cfg| cfg.watch_buffer = 64).await;
+    let c = Coord::start_with(|cfg| {
+        cfg.watch_buffer = 64;
+        // 400 cordon changes as fast as the coordinator answers: past the default write budget.
+        cfg.auth.limits.write_rps = 100_000;
+    })
+    .await;
     let _nodes = c.nodes("n", 2, 2000);
     c.wait_healthy(2).await;
     // The stalled watcher, on its own connection as a separate dashboard

@@ -14,6 +14,12 @@ pub type Millis = u64;
 /// A node id: 1 to 63 characters of `[a-z0-9-]`, shared cheaply between indexes.
 pub type NodeId = Arc<str>;
 
+/// A map keyed by node id, with a fast seeded hasher (foldhash): the engine
+/// looks a node up several times per heartbeat, and SipHash was a visible
+/// share of that. Ids come from certificates (or, in insecure dev mode, from
+/// hellos) and the seed is random per process.
+pub type IdMap<V> = std::collections::HashMap<NodeId, V, foldhash::fast::RandomState>;
+
 /// A task id (coordinator-assigned, e.g. `t-0192...`).
 pub type TaskId = Arc<str>;
 

@@ -28,7 +28,7 @@
 
 use crate::domain::{Millis, NodeId};
 use crate::registry::Liveness;
-use std::collections::{BTreeSet, HashMap, VecDeque};
+use std::collections::{BTreeSet, VecDeque};
 
 /// Tuning of the failure detector.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -240,7 +240,7 @@ pub struct LivenessDetector {
     cfg: LivenessConfig,
     slots: Vec<Option<NodeState>>,
     free: Vec<Slot>,
-    by_id: HashMap<NodeId, Slot>,
+    by_id: crate::domain::IdMap<Slot>,
     /// Healthy nodes, oldest heartbeat first.
     head: Slot,
     tail: Slot,
@@ -257,7 +257,7 @@ impl LivenessDetector {
             cfg,
             slots: Vec::new(),
             free: Vec::new(),
-            by_id: HashMap::new(),
+            by_id: Default::default(),
             head: NIL,
             tail: NIL,
             timers: BTreeSet::new(),

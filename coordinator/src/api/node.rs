@@ -9,7 +9,7 @@
 use super::validate::Violations;
 use super::{ApiError, ask};
 use crate::convert;
-use crate::engine::session::{SessionEventKind, heartbeat_state, outcome};
+use crate::engine::session::{RegionNames, SessionEventKind, heartbeat_state, outcome};
 use crate::engine::{Command, EngineHandle, SessionEvent, SessionOpen};
 use crate::identity::{self, IdentityContext};
 use fog_core::domain::NodeId;
@@ -111,8 +111,8 @@ pub fn registration(h: pb::Hello) -> Result<(NodeRegistration, Vec<AttemptKey>),
 }
 
 /// Turns one inbound message into a session event (None for messages the
-/// engine need not see).
-pub fn session_event(msg: Msg) -> Result<Option<SessionEventKind>, ApiError> {
+/// engine need not see). `names` is the session's cache of region names.
+pub fn session_event(msg: Msg, names: &mut RegionNames) -> Result<Option<SessionEventKind>, ApiError> {
     Ok(Some(match msg {
         Msg::Hello(_) => return Err(ApiError::field("hello", "only the first message may be a hello")),
         Msg::Heartbeat(h) => {
@@ -122,7 +122,7 @@ pub fn session_event(msg: Msg) -> Result<Option<SessionEventKind>, ApiError> {
                 v.add("heartbeat.region_rtt_ms", "must have at most 64 entries");
             }
             v.finish()?;
-            SessionEventKind::Heartbeat(heartbeat_state(&h))
+            SessionEventKind::Heartbeat(heartbeat_state(&h, names))
         }
         Msg::TaskUpdate(u) => {
             Violations::declared_at("task_update", &u).finish()?;
@@ -228,6 +228,7 @@ impl NodeService for NodeApi {
         let budget = governor::RateLimiter::direct(governor::Quota::per_second(rate).allow_burst(burst));
         tokio::spawn(
             async move {
+                let mut names = RegionNames::default();
                 loop {
                     let kind = match inbound.message().await {
                         Ok(Some(_)) if budget.check().is_err() => {
@@ -239,7 +240,7 @@ impl NodeService for NodeApi {
                             }
                             SessionEventKind::Closed
                         }
-                        Ok(Some(pb::SessionRequest { msg: Some(msg) })) => match session_event(msg) {
+                        Ok(Some(pb::SessionRequest { msg: Some(msg) })) => match session_event(msg, &mut names) {
                             Ok(Some(kind)) => kind,
                             Ok(None) => continue,
                             Err(e) => {
@@ -255,7 +256,7 @@ impl NodeService for NodeApi {
                     };
                     let closed = matches!(kind, SessionEventKind::Closed);
                     let ev = SessionEvent { node: node.clone(), session_id, kind };
-                    if engine.send_node(Command::Session(ev)).await.is_err() || closed {
+                    if engine.session_event(ev).await.is_err() || closed {
                         break;
                     }
                 }

@@ -19,7 +19,7 @@ mod queries;
 pub mod session;
 
 pub use commands::{AdminOp, Command, NodeFilter, TaskFilter};
-pub use session::{SessionEvent, SessionOpen};
+pub use session::{HeartbeatInbox, SessionEvent, SessionOpen};
 
 use crate::convert::{self, Spec};
 use crate::store::{Mutation, Snapshot, WriterHandle};
@@ -30,7 +30,7 @@ use fog_core::scheduling::{LatencyModel, Scheduler};
 use fog_core::tasks::TaskBook;
 use fog_core::topology::{self, Aggregates, Change, History, TopoNode, TopologyLog};
 use fog_proto::v1 as pb;
-use std::collections::{BTreeSet, HashMap};
+use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{broadcast, mpsc};
@@ -71,7 +71,7 @@ impl EngineConfig {
             snapshot_interval: cfg.snapshot_interval,
             topology_retained: cfg.topology_retained,
             watch_buffer: cfg.watch_buffer,
-            ping_interval: Duration::from_secs(10),
+            ping_interval: cfg.ping_interval,
             session_queue: 1024,
             identity: None,
             auth: cfg.auth.clone(),
@@ -86,6 +86,8 @@ pub struct EngineHandle {
     /// Node session traffic: a lane of its own, read before API commands, so
     /// a flood of API requests cannot delay heartbeats.
     node_tx: mpsc::Sender<Command>,
+    /// Heartbeats, applied in batches (see [`HeartbeatInbox`]).
+    beats: Arc<HeartbeatInbox>,
     auth_view: tokio::sync::watch::Receiver<Arc<crate::auth::AuthView>>,
     task_events: broadcast::Sender<Arc<pb::WatchTasksResponse>>,
     topo_events: broadcast::Sender<Arc<topology::Event>>,
@@ -102,6 +104,16 @@ impl EngineHandle {
     /// Sends node session traffic on the priority lane.
     pub async fn send_node(&self, cmd: Command) -> Result<(), crate::api::ApiError> {
         self.node_tx.send(cmd).await.map_err(crate::api::error::engine_gone)
+    }
+
+    /// Hands a session event to the engine: heartbeats through the batch
+    /// inbox, everything else (or a heartbeat when the inbox is full) on the
+    /// priority lane, waiting for room.
+    pub async fn session_event(&self, ev: SessionEvent) -> Result<(), crate::api::ApiError> {
+        match self.beats.offer(ev) {
+            None => Ok(()),
+            Some(ev) => self.send_node(Command::Session(ev)).await,
+        }
     }
 
     /// The credentials view the auth layer checks against (replaced after each auth commit).
@@ -163,12 +175,14 @@ pub struct Engine {
     liveness: LivenessDetector,
     topo: TopologyLog,
     history: History,
-    published: HashMap<NodeId, TopoNode>,
+    published: fog_core::domain::IdMap<TopoNode>,
     last_aggregates: Option<Aggregates>,
-    sessions: HashMap<NodeId, SessionSlot>,
+    sessions: fog_core::domain::IdMap<SessionSlot>,
     writer: WriterHandle,
     rx: mpsc::Receiver<Command>,
     node_rx: mpsc::Receiver<Command>,
+    beats: Arc<HeartbeatInbox>,
+    beat_spare: Vec<SessionEvent>,
     self_tx: mpsc::WeakSender<Command>,
     task_events: broadcast::Sender<Arc<pb::WatchTasksResponse>>,
     topo_events: broadcast::Sender<Arc<topology::Event>>,
@@ -192,6 +206,7 @@ impl Engine {
     ) -> (EngineHandle, tokio::task::JoinHandle<()>) {
         let (tx, rx) = mpsc::channel(4096);
         let (node_tx, node_rx) = mpsc::channel(4096);
+        let beats = Arc::new(HeartbeatInbox::new());
         let (task_events, _) = broadcast::channel(4096);
         let (topo_events, _) = broadcast::channel(cfg.watch_buffer);
         let epoch: Arc<str> = Arc::from(uuid::Uuid::new_v4().simple().to_string()[..12].to_string());
@@ -205,12 +220,14 @@ impl Engine {
             liveness: LivenessDetector::new(cfg.liveness.clone()),
             topo: TopologyLog::new(cfg.topology_retained),
             history: History::new(100),
-            published: HashMap::new(),
+            published: Default::default(),
             last_aggregates: None,
-            sessions: HashMap::new(),
+            sessions: Default::default(),
             writer,
             rx,
             node_rx,
+            beats: beats.clone(),
+            beat_spare: Vec::new(),
             self_tx: tx.downgrade(),
             task_events: task_events.clone(),
             topo_events: topo_events.clone(),
@@ -230,6 +247,7 @@ impl Engine {
         let handle = EngineHandle {
             tx,
             node_tx,
+            beats,
             auth_view,
             task_events,
             topo_events,
@@ -267,6 +285,8 @@ impl Engine {
         let tick_ms = (self.cfg.liveness.heartbeat_interval_ms / 4).clamp(10, 100);
         let mut tick = tokio::time::interval(Duration::from_millis(tick_ms));
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut beat_tick = tokio::time::interval(HeartbeatInbox::EVERY);
+        beat_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut next_aggregate = 0;
         let mut next_snapshot = self.started_at;
         let mut next_node_flush = 0;
@@ -279,6 +299,7 @@ impl Engine {
                 biased;
                 _ = tick.tick() => {
                     let now = now_ms();
+                    self.drain_heartbeats(now);
                     self.on_tick(now);
                     if now >= next_aggregate {
                         next_aggregate = now + 1000;
@@ -297,6 +318,8 @@ impl Engine {
                         self.flush_nodes();
                     }
                 }
+                _ = self.beats.full() => self.drain_heartbeats(now_ms()),
+                _ = beat_tick.tick() => self.drain_heartbeats(now_ms()),
                 Some(cmd) = self.node_rx.recv() => {
                     self.handle(cmd);
                     self.drain_queued();

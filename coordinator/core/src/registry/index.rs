@@ -12,7 +12,9 @@
 //! Ordered keys hold floats through [`OrdF64`] (`total_cmp`), not quantised, so
 //! an index order is exactly the order a brute-force scan computes.
 //!
-//! Re-indexing on a heartbeat touches only the load-keyed sets; see [`Parked`].
+//! Re-indexing compares the node's [`IndexKey`] before and after a change:
+//! a heartbeat that leaves it equal (load is kept in whole percent) costs
+//! nothing, one that moves the load touches only the ordered sets; see also [`Parked`].
 //!
 //! Approximate memory per indexed node (B-tree nodes ~2/3 full): round-robin
 //! set ~8 B, least-loaded ~26 B, hash ring 16 × ~24 B ≈ 380 B, reputation
@@ -149,42 +151,136 @@ fn rtt_regions(e: &NodeEntry) -> impl Iterator<Item = (&Arc<str>, f64)> {
         .filter_map(|(_, (r, _))| measured_rtt(e, r).map(|ms| (r, ms)))
 }
 
+/// Everything a node's index entries are computed from. Two entries with
+/// equal keys have identical index entries, so a change that leaves the key
+/// alone (most heartbeats: load is whole percent) costs no re-index at all.
+#[derive(Debug, PartialEq)]
+pub(crate) struct IndexKey {
+    indexable: bool,
+    load: OrdF64,
+    active: u32,
+    reputation: OrdF64,
+    ceiling: usize,
+    rtts: Vec<(Arc<str>, OrdF64)>,
+    region: Arc<str>,
+    point: Option<[u32; 3]>,
+    id: NodeId,
+}
+
+impl IndexKey {
+    pub(crate) fn of(e: &NodeEntry) -> IndexKey {
+        let region = match e.residency_region() {
+            Some(r) => Arc::from(r),
+            None => e.location.region.clone(),
+        };
+        IndexKey {
+            indexable: indexable(e),
+            load: OrdF64(e.load()),
+            active: e.active_tasks(),
+            reputation: OrdF64(e.reputation()),
+            ceiling: e.privacy_ceiling() as usize,
+            rtts: rtt_regions(e).map(|(r, ms)| (r.clone(), OrdF64(ms))).collect(),
+            region,
+            point: unit_vector(e.location.coordinates).map(|p| p.map(f32::to_bits)),
+            id: e.id.clone(),
+        }
+    }
+
+    fn point(&self) -> Option<[f32; 3]> {
+        self.point.map(|p| p.map(f32::from_bits))
+    }
+}
+
 impl Indexes {
     pub(crate) fn insert(&mut self, slot: Slot, e: &NodeEntry) {
+        self.insert_key(slot, &IndexKey::of(e));
+    }
+
+    pub(crate) fn remove(&mut self, slot: Slot, e: &NodeEntry) {
+        self.remove_key(slot, &IndexKey::of(e));
+    }
+
+    /// Re-indexes a node whose key was `before` and is now `after`: nothing if
+    /// they are equal; only the ordered sets if the node stays indexable at the
+    /// same place (a heartbeat that moved its load); everything otherwise.
+    pub(crate) fn update(&mut self, slot: Slot, before: &IndexKey, after: &IndexKey) {
+        if before == after {
+            return;
+        }
+        if before.indexable && after.indexable && before.point == after.point && before.id == after.id {
+            self.remove_ordered(slot, before);
+            self.insert_ordered(slot, after);
+            return;
+        }
+        self.remove_key(slot, before);
+        self.insert_key(slot, after);
+    }
+
+    fn insert_key(&mut self, slot: Slot, k: &IndexKey) {
         let parked = self.parked.remove(&slot);
-        if !indexable(e) {
+        if !k.indexable {
             if let Some(p) = parked {
                 self.unpark(slot, p);
             }
             return;
         }
-        let load = OrdF64(e.load());
         self.by_slot.insert(slot);
-        self.by_load.insert((load, e.active_tasks(), slot));
-        let rep = Reverse(OrdF64(e.reputation()));
-        for level in &mut self.by_reputation[..=e.privacy_ceiling() as usize] {
-            level.insert((rep, load, slot));
-        }
-        for (r, ms) in rtt_regions(e) {
-            self.by_rtt.entry(r.clone()).or_default().insert((OrdF64(ms), load, slot));
-        }
-        let point = unit_vector(e.location.coordinates);
-        let sets = self.by_region.entry(e.region().into()).or_default();
-        match point {
-            Some(_) => sets.located.insert((load, slot)),
-            None => sets.unlocated.insert((load, slot)),
-        };
-        if let Some(p) = point {
+        self.insert_ordered(slot, k);
+        if let Some(p) = k.point() {
             self.geo.insert(GeoPoint::new(p, slot));
         }
         match parked {
             // A heartbeat: same id — the ring is already right.
-            Some(p) if p.id == e.id => {}
+            Some(p) if p.id == k.id => {}
             Some(p) => {
                 self.unpark(slot, p);
-                self.add_to_ring(slot, &e.id);
+                self.add_to_ring(slot, &k.id);
             }
-            None => self.add_to_ring(slot, &e.id),
+            None => self.add_to_ring(slot, &k.id),
+        }
+    }
+
+    /// The sets ordered by load, reputation and RTT.
+    fn insert_ordered(&mut self, slot: Slot, k: &IndexKey) {
+        let load = k.load;
+        self.by_load.insert((load, k.active, slot));
+        let rep = Reverse(k.reputation);
+        for level in &mut self.by_reputation[..=k.ceiling] {
+            level.insert((rep, load, slot));
+        }
+        for (r, ms) in &k.rtts {
+            self.by_rtt.entry(r.clone()).or_default().insert((*ms, load, slot));
+        }
+        let sets = self.by_region.entry((*k.region).into()).or_default();
+        match k.point {
+            Some(_) => sets.located.insert((load, slot)),
+            None => sets.unlocated.insert((load, slot)),
+        };
+    }
+
+    fn remove_ordered(&mut self, slot: Slot, k: &IndexKey) {
+        let load = k.load;
+        self.by_load.remove(&(load, k.active, slot));
+        let rep = Reverse(k.reputation);
+        for level in &mut self.by_reputation[..=k.ceiling] {
+            level.remove(&(rep, load, slot));
+        }
+        for (r, ms) in &k.rtts {
+            if let Some(set) = self.by_rtt.get_mut(&**r) {
+                set.remove(&(*ms, load, slot));
+                if set.is_empty() {
+                    self.by_rtt.remove(&**r);
+                }
+            }
+        }
+        if let Some(sets) = self.by_region.get_mut(&*k.region) {
+            match k.point {
+                Some(_) => sets.located.remove(&(load, slot)),
+                None => sets.unlocated.remove(&(load, slot)),
+            };
+            if sets.is_empty() {
+                self.by_region.remove(&*k.region);
+            }
         }
     }
 
@@ -200,39 +296,16 @@ impl Indexes {
         }
     }
 
-    pub(crate) fn remove(&mut self, slot: Slot, e: &NodeEntry) {
-        if !indexable(e) {
+    fn remove_key(&mut self, slot: Slot, k: &IndexKey) {
+        if !k.indexable {
             return;
         }
-        let load = OrdF64(e.load());
         self.by_slot.remove(&slot);
-        self.by_load.remove(&(load, e.active_tasks(), slot));
-        let rep = Reverse(OrdF64(e.reputation()));
-        for level in &mut self.by_reputation[..=e.privacy_ceiling() as usize] {
-            level.remove(&(rep, load, slot));
-        }
-        for (r, ms) in rtt_regions(e) {
-            if let Some(set) = self.by_rtt.get_mut(&**r) {
-                set.remove(&(OrdF64(ms), load, slot));
-                if set.is_empty() {
-                    self.by_rtt.remove(&**r);
-                }
-            }
-        }
-        let point = unit_vector(e.location.coordinates);
-        if let Some(sets) = self.by_region.get_mut(e.region()) {
-            match point {
-                Some(_) => sets.located.remove(&(load, slot)),
-                None => sets.unlocated.remove(&(load, slot)),
-            };
-            if sets.is_empty() {
-                self.by_region.remove(e.region());
-            }
-        }
-        if let Some(p) = point {
+        self.remove_ordered(slot, k);
+        if let Some(p) = k.point() {
             self.geo.remove(&GeoPoint::new(p, slot));
         }
-        self.parked.insert(slot, Parked { id: e.id.clone() });
+        self.parked.insert(slot, Parked { id: k.id.clone() });
     }
 
     /// Compares with indexes rebuilt from scratch; `Err` names the first index that differs.

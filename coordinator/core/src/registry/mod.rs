@@ -11,8 +11,7 @@ mod node;
 
 pub use node::{BUSY_LOAD, HeartbeatState, Liveness, NodeEntry, NodeRegistration, NodeStatus};
 
-use crate::domain::{Millis, NodeId};
-use std::collections::HashMap;
+use crate::domain::Millis;
 
 /// Dense index of a node in the table; stable while the node exists, reused after removal.
 pub type Slot = u32;
@@ -21,7 +20,7 @@ pub type Slot = u32;
 #[derive(Default)]
 pub struct NodeTable {
     slots: Vec<Option<NodeEntry>>,
-    by_id: HashMap<NodeId, Slot>,
+    by_id: crate::domain::IdMap<Slot>,
     free: Vec<Slot>,
     pub(crate) index: index::Indexes,
 }
@@ -135,11 +134,35 @@ impl NodeTable {
         Some(self.update_slot(slot, f))
     }
 
+    /// Applies a heartbeat: the node's live state and time. Returns None for
+    /// an unknown node, else whether the node's power mode changed whether it
+    /// accepts work. The common heartbeat (same whole-percent load, same
+    /// RTTs, same power mode) touches no index: it is the hot path of a
+    /// large fleet.
+    pub fn heartbeat(&mut self, id: &str, state: HeartbeatState, now: Millis) -> Option<bool> {
+        let slot = self.slot_of(id)?;
+        let e = self.slots[slot as usize].as_mut().expect("slot from by_id is occupied");
+        let accepts_changed = e.live.power_mode.accepts_work() != state.power_mode.accepts_work();
+        let same_keys = !accepts_changed
+            && e.live.region_rtt_ms == state.region_rtt_ms
+            && e.load_with(state.cpu_usage, state.memory_usage).total_cmp(&e.load()).is_eq();
+        if same_keys {
+            e.live = state;
+            e.last_heartbeat = now;
+        } else {
+            self.update_slot(slot, |e| {
+                e.live = state;
+                e.last_heartbeat = now;
+            });
+        }
+        Some(accepts_changed)
+    }
+
     fn update_slot<R>(&mut self, slot: Slot, f: impl FnOnce(&mut NodeEntry) -> R) -> R {
         let entry = self.slots[slot as usize].as_mut().expect("slot from by_id is occupied");
-        self.index.remove(slot, entry);
+        let before = index::IndexKey::of(entry);
         let r = f(entry);
-        self.index.insert(slot, entry);
+        self.index.update(slot, &before, &index::IndexKey::of(entry));
         r
     }
 }

@@ -181,7 +181,12 @@ impl NodeEntry {
     /// decide placement: nodes within the same percent count as equally loaded
     /// and the least-loaded strategy then prefers the one running fewer tasks.
     pub fn load(&self) -> f64 {
-        let raw = self.live.cpu_usage.max(self.live.memory_usage).max(self.capacity.max_share(&self.allocated));
+        self.load_with(self.live.cpu_usage, self.live.memory_usage)
+    }
+
+    /// The load this node would have with these usage figures.
+    pub fn load_with(&self, cpu_usage: f64, memory_usage: f64) -> f64 {
+        let raw = cpu_usage.max(memory_usage).max(self.capacity.max_share(&self.allocated));
         (raw.clamp(0.0, 1.0) * 100.0).round() / 100.0
     }
 

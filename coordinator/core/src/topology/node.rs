@@ -77,9 +77,33 @@ pub fn classify(before: Option<&TopoNode>, after: &TopoNode) -> Option<ChangeKin
     let Some(b) = before else {
         return Some(ChangeKind::Status);
     };
-    // Everything but the two metrics is status: new fields count by default.
-    let without_metrics = |n: &TopoNode| TopoNode { load: 0.0, session_rtt_ms: 0.0, ..n.clone() };
-    let same_status = without_metrics(b) == without_metrics(after);
+    // Everything but the two metrics is status. Destructured without `..`, so
+    // a new field must be placed on one side or the other (it runs on every
+    // heartbeat, so it compares in place instead of cloning).
+    let TopoNode {
+        id,
+        region,
+        zone,
+        node_type,
+        status,
+        flapping,
+        load: _,
+        session_rtt_ms: _,
+        active_tasks,
+        coordinates,
+        cordoned,
+        draining,
+    } = b;
+    let same_status = *id == after.id
+        && *region == after.region
+        && *zone == after.zone
+        && *node_type == after.node_type
+        && *status == after.status
+        && *flapping == after.flapping
+        && *active_tasks == after.active_tasks
+        && *coordinates == after.coordinates
+        && *cordoned == after.cordoned
+        && *draining == after.draining;
     if !same_status {
         Some(ChangeKind::Status)
     } else if (b.load - after.load).abs() >= LOAD_EPSILON
