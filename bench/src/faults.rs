@@ -233,6 +233,47 @@ async fn serving(coord: &Coord, t0: Instant) -> anyhow::Result<f64> {
     Ok(t0.elapsed().as_secs_f64())
 }
 
+/// How a restart ended the old process.
+#[derive(Clone, Copy)]
+enum Stop {
+    /// SIGTERM: the coordinator drains and closes its store.
+    Graceful,
+    /// SIGKILL: a crash; the store is repaired when it is opened again.
+    Crash,
+}
+
+/// Stops the coordinator, starts it again on the same address and data, and
+/// returns (seconds until it serves, seconds until every node's session is
+/// back, highest session-open rate in any 100 ms), all from the stop.
+async fn bounce(
+    coord: &mut Coord,
+    data_dir: &std::path::Path,
+    stop: Stop,
+    fleet_nodes: &[fogctl::sim::SimNodeHandle],
+) -> anyhow::Result<(f64, f64, u64)> {
+    let opened = |h: &[fogctl::sim::SimNodeHandle]| h.iter().map(|n| n.stats().sessions_opened).sum::<u64>();
+    let want: Vec<u64> = fleet_nodes.iter().map(|n| n.stats().sessions_opened + 1).collect();
+    let addr = coord.addr;
+    let stopped = Instant::now();
+    match stop {
+        Stop::Graceful => coord.proc.terminate(Duration::from_secs(30)).await?,
+        Stop::Crash => coord.proc.kill().await,
+    }
+    *coord = Coord::start_in(data_dir, &["--heartbeat-interval", "5s"], Some(addr)).await?;
+    let serving = serving(coord, stopped).await?;
+    // Sample reconnections every 100 ms until all are back.
+    let (mut peak, mut last) = (0u64, opened(fleet_nodes));
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while fleet_nodes.iter().zip(&want).any(|(n, w)| n.stats().sessions_opened < *w) {
+        anyhow::ensure!(Instant::now() < deadline, "the fleet is not back after 120 s");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let now = opened(fleet_nodes);
+        peak = peak.max(now - last);
+        last = now;
+    }
+    Ok((serving, stopped.elapsed().as_secs_f64(), peak * 10))
+}
+
 /// Restart. Returns markdown.
 pub async fn restart(dir: &std::path::Path, nodes: usize, tasks: usize) -> anyhow::Result<String> {
     let data_dir = dir.join("restart");
@@ -245,38 +286,24 @@ pub async fn restart(dir: &std::path::Path, nodes: usize, tasks: usize) -> anyho
     let mut coord = Coord::start_in(&data_dir, &["--heartbeat-interval", "5s"], None).await?;
     let cold = serving(&coord, t0).await?;
     let fleet_nodes = fleet(&coord, "restart", nodes, nodes.div_ceil(1000)).await?;
-    let opened = |h: &[fogctl::sim::SimNodeHandle]| h.iter().map(|n| n.stats().sessions_opened).sum::<u64>();
-    let before = opened(&fleet_nodes);
-    // Kill it hard and start it again on the same address: the fleet reconnects by itself.
-    let addr = coord.addr;
-    coord.proc.kill().await;
-    let killed = Instant::now();
-    coord = Coord::start_in(&data_dir, &["--heartbeat-interval", "5s"], Some(addr)).await?;
-    let warm = serving(&coord, killed).await?;
-    // Sample reconnections every 100 ms until all are back.
-    let mut peak = 0u64;
-    let mut last = opened(&fleet_nodes);
-    let deadline = Instant::now() + Duration::from_secs(120);
-    while fleet_nodes.iter().any(|n| n.stats().sessions_opened < 2) {
-        anyhow::ensure!(Instant::now() < deadline, "the fleet is not back after 120 s");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-        let now = opened(&fleet_nodes);
-        peak = peak.max(now - last);
-        last = now;
-    }
-    let back = killed.elapsed().as_secs_f64();
-    anyhow::ensure!(last >= before + nodes as u64, "not every node reopened its session");
+    let graceful = bounce(&mut coord, &data_dir, Stop::Graceful, &fleet_nodes).await?;
+    let crash = bounce(&mut coord, &data_dir, Stop::Crash, &fleet_nodes).await?;
     for n in &fleet_nodes {
         n.stop();
     }
     Ok(format!(
-        "| restart with {nodes} nodes and {tasks} tasks in the store ({:.0} MiB, seeded in {seeded:.0} s) | figure | target |\n|---|---:|---|\n\
-         | first start: serving after | {cold:.2} s | ≤ 3 s |\n\
-         | after SIGKILL: serving again after | **{warm:.2} s** | ≤ 3 s |\n\
-         | after SIGKILL: every node's session back after | **{back:.1} s** | ≤ 15 s |\n\
-         | highest session-open rate in any 100 ms | {:.0} /s | spread, not a herd |\n",
+        "| restart with {nodes} nodes and {tasks} tasks in the store ({:.0} MiB, seeded in {seeded:.0} s) | serving after | every node back after | peak session opens | target |\n|---|---:|---:|---:|---|\n\
+         | first start (no fleet yet) | {cold:.2} s | | | ≤ 3 s |\n\
+         | SIGTERM, start again (upgrade) | **{:.2} s** | **{:.1} s** | {} /s | ≤ 3 s, ≤ 15 s |\n\
+         | SIGKILL, start again (crash: the store is repaired on open) | **{:.2} s** | **{:.1} s** | {} /s | ≤ 3 s, ≤ 15 s |\n\
+         \nTimes count from the stop signal. Nodes reconnect with full-jitter backoff (0.5 s doubling, capped at 10 s).\n",
         size as f64 / (1024.0 * 1024.0),
-        peak * 10
+        graceful.0,
+        graceful.1,
+        graceful.2,
+        crash.0,
+        crash.1,
+        crash.2,
     ))
 }
 

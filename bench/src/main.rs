@@ -44,6 +44,21 @@ enum Cmd {
     Watch(watch::Args),
     /// Durable submission against etcd puts, and end-to-end placement.
     Submit(submit::Args),
+    /// Restart with a large store: graceful and after a crash.
+    Restart {
+        /// Nodes (connected and in the store).
+        #[arg(long, default_value_t = 100_000)]
+        nodes: usize,
+        /// Finished tasks in the store.
+        #[arg(long, default_value_t = 1_000_000)]
+        tasks: usize,
+    },
+    /// Idle memory per connected node against raw streams and etcd leases.
+    Memory {
+        /// Fleet sizes.
+        #[arg(long, value_delimiter = ',', default_values_t = [10_000, 100_000])]
+        nodes: Vec<usize>,
+    },
     /// Serve the raw tonic baseline (started by the other subcommands).
     RawServer {
         /// Address to listen on.
@@ -65,6 +80,16 @@ fn main() -> anyhow::Result<()> {
             Cmd::Watch(args) => {
                 let dir = tempfile::tempdir()?;
                 println!("{}", watch::run(args, dir.path()).await?);
+                Ok(())
+            }
+            Cmd::Restart { nodes, tasks } => {
+                let dir = tempfile::tempdir()?;
+                println!("{}", faults::restart(dir.path(), nodes, tasks).await?);
+                Ok(())
+            }
+            Cmd::Memory { nodes } => {
+                let dir = tempfile::tempdir()?;
+                println!("{}", faults::memory(dir.path(), &nodes).await?);
                 Ok(())
             }
             Cmd::Submit(args) => {

@@ -24,6 +24,17 @@ impl Proc {
         Ok(Proc { child })
     }
 
+    /// Asks the process to stop (SIGTERM) and waits for it to exit, at most `limit`.
+    pub async fn terminate(&mut self, limit: Duration) -> anyhow::Result<()> {
+        if let Some(pid) = self.child.id() {
+            std::process::Command::new("kill").args(["-TERM", &pid.to_string()]).status()?;
+        }
+        tokio::time::timeout(limit, self.child.wait())
+            .await
+            .map_err(|_| anyhow::anyhow!("the process did not exit within {limit:?} of SIGTERM"))??;
+        Ok(())
+    }
+
     /// Kills the process (SIGKILL) and reaps it.
     pub async fn kill(&mut self) {
         let _ = self.child.kill().await;

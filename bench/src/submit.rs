@@ -97,8 +97,8 @@ pub async fn fleet(
     let channels = coord.channels(connections.max(1)).await?;
     let opts = fogctl::sim::SimOptions {
         default_heartbeat_interval: Duration::from_secs(5),
-        // A large fleet reconnecting must not stampede: spread retries over 30 s.
-        reconnect_cap: Duration::from_secs(30),
+        // A large fleet reconnecting must not stampede: retries spread over up to 10 s.
+        reconnect_cap: Duration::from_secs(10),
         welcome_timeout: Duration::from_secs(60),
         ..Default::default()
     };

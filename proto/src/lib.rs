@@ -6,6 +6,7 @@
 //! `FOG_PROTO_BLESS=1 cargo test -p fog-proto --test bootstrap` to update it.
 
 pub mod auth;
+pub mod codec;
 
 /// Package `fog.v1`.
 pub mod v1 {

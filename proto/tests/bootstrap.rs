@@ -30,6 +30,8 @@ fn generate(out: &Path) {
     tonic_prost_build::configure()
         .build_client(true)
         .build_server(true)
+        // Smaller per-stream buffers than tonic's default (see `src/codec.rs`).
+        .codec_path("crate::codec::FogCodec")
         .out_dir(out)
         .compile_fds(fds)
         .expect("code generation succeeds");

@@ -27,7 +27,8 @@ async fn fog_bench_all_quick_runs_every_scenario() {
         "session reset → seen",
         "silent → declared offline",
         "offline → its task assigned to another node",
-        "after SIGKILL: every node's session back after",
+        "SIGKILL, start again",
+        "SIGTERM, start again",
         "coordinator, idle sessions",
     ] {
         assert!(stdout.contains(row), "{row} missing from:\n{stdout}");

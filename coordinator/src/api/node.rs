@@ -269,7 +269,7 @@ impl NodeService for NodeApi {
         let failure = futures::stream::poll_fn(move |_| {
             std::task::Poll::Ready(fail_rx.try_recv().ok().map(Err::<pb::SessionResponse, Status>))
         });
-        let out = tokio_stream::wrappers::ReceiverStream::new(rx).map(Ok).chain(failure);
+        let out = tokio_stream::wrappers::ReceiverStream::new(rx).map(|m| Ok(*m)).chain(failure);
         Ok(Response::new(Box::pin(out)))
     }
 }

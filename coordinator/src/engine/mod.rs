@@ -151,7 +151,7 @@ impl EngineHandle {
 
 struct SessionSlot {
     id: u64,
-    tx: mpsc::Sender<pb::SessionResponse>,
+    tx: mpsc::Sender<session::Outbound>,
     last_ping: Millis,
     ping: Option<(u64, std::time::Instant)>,
 }
@@ -559,7 +559,9 @@ impl Engine {
             if res.is_err() {
                 return;
             }
-            if let Err(mpsc::error::TrySendError::Full(_)) = tx.try_send(pb::SessionResponse { msg: Some(msg) }) {
+            if let Err(mpsc::error::TrySendError::Full(_)) =
+                tx.try_send(Box::new(pb::SessionResponse { msg: Some(msg) }))
+            {
                 warn!(node.id = %node, "session queue full; closing the session");
                 if let Some(engine) = engine.upgrade() {
                     let _ = engine.try_send(Command::CloseSession { node, session_id });

@@ -11,6 +11,11 @@ use std::sync::Arc;
 use tokio::sync::mpsc;
 use tracing::{debug, info};
 
+/// A message queued for a node's session. Boxed: a tokio channel allocates
+/// its slots 32 at a time when it is created, and an unboxed response is a few
+/// hundred bytes, so every idle session would carry kilobytes of empty slots.
+pub type Outbound = Box<pb::SessionResponse>;
+
 /// A session that just opened, with its validated hello.
 pub struct SessionOpen {
     /// Session id (unique per coordinator run).
@@ -20,7 +25,7 @@ pub struct SessionOpen {
     /// Attempts the node runs or holds unacked results for.
     pub running: Vec<(TaskId, AttemptNo)>,
     /// Where to send messages to the node.
-    pub tx: mpsc::Sender<pb::SessionResponse>,
+    pub tx: mpsc::Sender<Outbound>,
     /// Serial of the node's client certificate (None in insecure dev mode).
     pub cert_serial: Option<String>,
     /// Whether the session was admitted.
@@ -225,7 +230,9 @@ impl Engine {
         s.last_ping = now;
         s.ping = Some((nonce, std::time::Instant::now()));
         // Pings change nothing durable: send at once.
-        let _ = s.tx.try_send(pb::SessionResponse { msg: Some(pb::session_response::Msg::Ping(pb::Ping { nonce })) });
+        let _ = s
+            .tx
+            .try_send(Box::new(pb::SessionResponse { msg: Some(pb::session_response::Msg::Ping(pb::Ping { nonce })) }));
     }
 
     fn result(&mut self, node: &NodeId, task: TaskId, attempt: AttemptNo, outcome: Outcome, now: Millis) {
