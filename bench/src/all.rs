@@ -60,7 +60,7 @@ fn machine() -> String {
         sh(&crate::etcd::binary().map(|p| p.display().to_string()).unwrap_or_default(), &["--version"])
             .lines()
             .next()
-            .unwrap_or("?")
+            .map_or("?", |l| l.trim_start_matches("etcd Version: "))
     )
 }
 
@@ -161,7 +161,7 @@ pub async fn run(mut args: Args) -> anyhow::Result<()> {
         let out = std::process::Command::new("bash").arg("scripts/agent-footprint.sh").output()?;
         anyhow::ensure!(out.status.success(), "agent-footprint.sh failed: {}", String::from_utf8_lossy(&out.stderr));
         s += &format!(
-            "\n### Agent footprint (`scripts/agent-footprint.sh`)\n\n{}\n",
+            "\n### Agent footprint (`scripts/agent-footprint.sh`)\n\n```text\n{}```\n",
             String::from_utf8_lossy(&out.stdout)
         );
     }
