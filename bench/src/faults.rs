@@ -36,12 +36,9 @@ fn ms_since(origin: Instant) -> f64 {
 
 /// Percentiles of a list of milliseconds: (p50, p99, max).
 fn spread(mut v: Vec<f64>) -> (f64, f64, f64) {
-    if v.is_empty() {
-        return (f64::NAN, f64::NAN, f64::NAN);
-    }
     v.sort_by(f64::total_cmp);
-    let at = |p: f64| v[((p / 100.0) * (v.len() - 1) as f64).round() as usize];
-    (at(50.0), at(99.0), *v.last().expect("not empty"))
+    let p = |q| crate::watch::percentile(&v, q);
+    (p(50.0), p(99.0), p(100.0))
 }
 
 /// Failure detection. Returns markdown.

@@ -18,6 +18,14 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+/// The `p`-th percentile (0–100, nearest rank) of sorted values; NaN if there are none.
+pub fn percentile(sorted: &[f64], p: f64) -> f64 {
+    match sorted.len() {
+        0 => f64::NAN,
+        n => sorted[((p / 100.0) * (n - 1) as f64).round() as usize],
+    }
+}
+
 /// Delivery delays in nanoseconds, from many tasks.
 #[derive(Clone, Default)]
 pub struct Delays(Arc<Mutex<Vec<u64>>>);
@@ -35,13 +43,15 @@ impl Delays {
 
     /// The `p`-th percentile (0–100) in milliseconds.
     pub fn percentile_ms(&self, p: f64) -> f64 {
-        let mut v = self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone();
-        if v.is_empty() {
-            return f64::NAN;
-        }
-        v.sort_unstable();
-        let i = ((p / 100.0) * (v.len() - 1) as f64).round() as usize;
-        v[i.min(v.len() - 1)] as f64 / 1e6
+        let mut v: Vec<f64> = self
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .iter()
+            .map(|ns| *ns as f64 / 1e6)
+            .collect();
+        v.sort_by(f64::total_cmp);
+        percentile(&v, p)
     }
 
     /// Waits until no delay arrived for 200 ms (the last updates are in), at most `limit`.
