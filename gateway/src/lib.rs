@@ -1,0 +1,158 @@
+//! fog-gateway: serves the control panel and translates grpc-web (HTTP/1.1
+//! and HTTP/2) to gRPC towards the coordinator.
+//!
+//! The gateway is deliberately thin. It holds no state about the fleet and
+//! makes no authorization decisions: the coordinator does both. What it adds
+//! is what a browser-facing edge needs — per-IP limits, CORS for configured
+//! origins only, security headers with a strict Content-Security-Policy,
+//! optional TLS, its own health endpoints, and request logs that carry the
+//! caller's W3C `traceparent`.
+
+pub mod config;
+pub mod forward;
+pub mod limit;
+pub mod panel;
+mod serve;
+
+pub use config::{Config, ConfigError, LogFormat};
+pub use serve::{Running, start};
+
+use crate::forward::Forward;
+use crate::limit::IpLimits;
+use crate::panel::Panel;
+use axum::Router;
+use axum::body::Body;
+use axum::extract::State;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use http::{HeaderName, HeaderValue, Method, Request, StatusCode, header};
+use std::sync::Arc;
+use std::time::Duration;
+use tower::ServiceExt;
+use tower_http::compression::CompressionLayer;
+use tower_http::cors::{AllowOrigin, CorsLayer};
+use tower_http::set_header::SetResponseHeaderLayer;
+use tower_http::trace::{DefaultOnResponse, TraceLayer};
+
+/// What the panel may load and talk to: only this origin, no inline code.
+pub const CONTENT_SECURITY_POLICY: &str = "default-src 'self'; script-src 'self'; style-src 'self'; \
+     img-src 'self' data:; connect-src 'self'; font-src 'self'; object-src 'none'; base-uri 'none'; \
+     frame-ancestors 'none'; form-action 'self'";
+
+struct App {
+    grpc: tonic_web::GrpcWebService<Forward>,
+    panel: Option<Panel>,
+    coordinator: tonic::transport::Channel,
+}
+
+/// Builds the gateway's HTTP service (shared by plain and TLS listeners).
+pub fn router(cfg: &Config, channel: tonic::transport::Channel, limits: IpLimits) -> Router {
+    let app = Arc::new(App {
+        grpc: tower::Layer::layer(&tonic_web::GrpcWebLayer::new(), Forward::new(channel.clone(), limits)),
+        panel: cfg.panel_dir.as_deref().map(Panel::new),
+        coordinator: channel,
+    });
+    let mut router = Router::new()
+        .route("/healthz", get(|| async { "ok\n" }))
+        .route("/readyz", get(readyz))
+        .fallback(dispatch)
+        .with_state(app)
+        // Files only: the default predicate leaves every gRPC content type alone.
+        .layer(CompressionLayer::new());
+    if !cfg.cors_origins.is_empty() {
+        router = router.layer(cors(&cfg.cors_origins));
+    }
+    let headers: [(&str, &str); 7] = [
+        ("content-security-policy", CONTENT_SECURITY_POLICY),
+        ("x-content-type-options", "nosniff"),
+        ("x-frame-options", "DENY"),
+        ("referrer-policy", "no-referrer"),
+        ("permissions-policy", "camera=(), microphone=(), geolocation=(), payment=()"),
+        ("cross-origin-opener-policy", "same-origin"),
+        ("cross-origin-resource-policy", "same-origin"),
+    ];
+    for (name, value) in headers {
+        router = router.layer(SetResponseHeaderLayer::if_not_present(
+            HeaderName::from_static(name),
+            HeaderValue::from_static(value),
+        ));
+    }
+    if cfg.tls_cert.is_some() {
+        router = router.layer(SetResponseHeaderLayer::if_not_present(
+            header::STRICT_TRANSPORT_SECURITY,
+            HeaderValue::from_static("max-age=31536000"),
+        ));
+    }
+    router.layer(
+        TraceLayer::new_for_http()
+            .make_span_with(|req: &Request<Body>| {
+                let ip = req.extensions().get::<limit::ClientIp>().map(|c| c.0.to_string()).unwrap_or_default();
+                let traceparent = req.headers().get("traceparent").and_then(|v| v.to_str().ok()).unwrap_or("");
+                tracing::info_span!("request", method = %req.method(), path = %req.uri().path(), client = %ip, traceparent)
+            })
+            .on_request(())
+            .on_response(DefaultOnResponse::new().level(tracing::Level::INFO)),
+    )
+}
+
+fn cors(origins: &[String]) -> CorsLayer {
+    let origins: Vec<HeaderValue> = origins.iter().filter_map(|o| HeaderValue::from_str(o).ok()).collect();
+    CorsLayer::new()
+        .allow_origin(AllowOrigin::list(origins))
+        .allow_methods([Method::POST, Method::GET, Method::OPTIONS])
+        .allow_headers(
+            [
+                "content-type",
+                "authorization",
+                "x-grpc-web",
+                "x-user-agent",
+                "grpc-timeout",
+                "traceparent",
+                "tracestate",
+                "connect-protocol-version",
+            ]
+            .map(HeaderName::from_static),
+        )
+        .expose_headers(["grpc-status", "grpc-message", "grpc-status-details-bin"].map(HeaderName::from_static))
+        .max_age(Duration::from_secs(86_400))
+}
+
+fn is_grpc(req: &Request<Body>) -> bool {
+    req.headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|ct| ct.starts_with("application/grpc"))
+}
+
+async fn dispatch(State(app): State<Arc<App>>, req: Request<Body>) -> Response {
+    if is_grpc(&req) {
+        return match app.grpc.clone().oneshot(req).await {
+            Ok(res) => res.map(Body::new),
+            Err(never) => match never {},
+        };
+    }
+    match (&app.panel, req.method()) {
+        (Some(panel), &Method::GET | &Method::HEAD) => panel.serve(req).await,
+        (None, &Method::GET | &Method::HEAD) => {
+            (StatusCode::NOT_FOUND, "this gateway serves the API only (no --panel-dir)\n").into_response()
+        }
+        _ => (StatusCode::METHOD_NOT_ALLOWED, "only GET for files, POST with a gRPC content type for the API\n")
+            .into_response(),
+    }
+}
+
+/// Ready when the coordinator answers its standard gRPC health check.
+async fn readyz(State(app): State<Arc<App>>) -> Response {
+    use tonic_health::pb::{HealthCheckRequest, health_check_response::ServingStatus, health_client::HealthClient};
+    let mut client = HealthClient::new(app.coordinator.clone());
+    let mut req = tonic::Request::new(HealthCheckRequest { service: String::new() });
+    req.set_timeout(Duration::from_secs(2));
+    match client.check(req).await {
+        Ok(res) if res.get_ref().status() == ServingStatus::Serving => "ready\n".into_response(),
+        Ok(res) => {
+            (StatusCode::SERVICE_UNAVAILABLE, format!("coordinator is {:?}\n", res.get_ref().status())).into_response()
+        }
+        Err(status) => (StatusCode::SERVICE_UNAVAILABLE, format!("coordinator unreachable: {}\n", status.message()))
+            .into_response(),
+    }
+}

@@ -1,0 +1,149 @@
+//! The accept loop: plain TCP or TLS, HTTP/1.1 and HTTP/2 on one port, the
+//! client's IP attached to every request, graceful shutdown.
+
+use crate::config::{Config, ConfigError};
+use crate::limit::{ClientIp, IpLimits};
+use axum::Router;
+use hyper::body::Incoming;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::server::conn::auto;
+use hyper_util::server::graceful::GracefulShutdown;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio_rustls::TlsAcceptor;
+use tokio_rustls::rustls;
+use tower::ServiceExt;
+
+/// How long open connections (watch streams included) get to finish after a stop.
+const DRAIN: Duration = Duration::from_secs(5);
+/// A TLS handshake that takes longer than this is dropped.
+const HANDSHAKE: Duration = Duration::from_secs(10);
+
+/// A started gateway.
+pub struct Running {
+    /// The bound address (useful with port 0).
+    pub addr: SocketAddr,
+    stop: watch::Sender<bool>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Running {
+    /// Stops accepting, lets open calls finish for up to 5 s, then returns.
+    pub async fn stop(self) {
+        let _ = self.stop.send(true);
+        let _ = self.task.await;
+    }
+
+    /// Waits until the gateway stops (after `stop` or a fatal accept error).
+    pub async fn wait(self) {
+        let _ = self.task.await;
+    }
+
+    /// A handle that stops the gateway when sent `true`.
+    pub fn stopper(&self) -> watch::Sender<bool> {
+        self.stop.clone()
+    }
+}
+
+/// Validates `cfg`, binds, and serves in the background.
+pub async fn start(cfg: Config) -> anyhow::Result<Running> {
+    cfg.validate()?;
+    let channel = crate::forward::coordinator_channel(&cfg)?;
+    let tls = cfg.tls_cert.as_ref().zip(cfg.tls_key.as_ref()).map(|(c, k)| tls_acceptor(c, k)).transpose()?;
+    let limits = IpLimits::new(cfg.rps_per_ip, cfg.burst_per_ip);
+    let router = crate::router(&cfg, channel, limits.clone());
+    let listener = TcpListener::bind(cfg.listen).await.map_err(|e| anyhow::anyhow!("--listen {}: {e}", cfg.listen))?;
+    let addr = listener.local_addr()?;
+    let (stop, stopped) = watch::channel(false);
+    let task = tokio::spawn(accept_loop(listener, router, tls, limits, stopped));
+    Ok(Running { addr, stop, task })
+}
+
+async fn accept_loop(
+    listener: TcpListener,
+    router: Router,
+    tls: Option<TlsAcceptor>,
+    limits: IpLimits,
+    mut stopped: watch::Receiver<bool>,
+) {
+    let builder = Arc::new(auto::Builder::new(TokioExecutor::new()));
+    let graceful = GracefulShutdown::new();
+    let mut sweep = tokio::time::interval(Duration::from_secs(60));
+    loop {
+        let (stream, peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(conn) => conn,
+                Err(e) => {
+                    // EMFILE and friends: back off instead of spinning.
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+            },
+            _ = sweep.tick() => { limits.forget_idle(); continue; }
+            _ = stopped.changed() => break,
+        };
+        let _ = stream.set_nodelay(true);
+        let router = router.clone();
+        let service = hyper::service::service_fn(move |mut req: http::Request<Incoming>| {
+            req.extensions_mut().insert(ClientIp(peer.ip()));
+            router.clone().oneshot(req.map(axum::body::Body::new))
+        });
+        let builder = builder.clone();
+        match &tls {
+            None => {
+                let conn = builder.serve_connection(TokioIo::new(stream), service).into_owned();
+                let conn = graceful.watch(conn);
+                tokio::spawn(async move {
+                    if let Err(e) = conn.await {
+                        tracing::debug!(%peer, error = %e, "connection ended");
+                    }
+                });
+            }
+            Some(acceptor) => {
+                let acceptor = acceptor.clone();
+                let watcher = graceful.watcher();
+                tokio::spawn(async move {
+                    let stream = match tokio::time::timeout(HANDSHAKE, acceptor.accept(stream)).await {
+                        Ok(Ok(s)) => s,
+                        Ok(Err(e)) => return tracing::debug!(%peer, error = %e, "TLS handshake failed"),
+                        Err(_) => return tracing::debug!(%peer, "TLS handshake timed out"),
+                    };
+                    let conn = builder.serve_connection(TokioIo::new(stream), service).into_owned();
+                    if let Err(e) = watcher.watch(conn).await {
+                        tracing::debug!(%peer, error = %e, "connection ended");
+                    }
+                });
+            }
+        }
+    }
+    drop(listener);
+    if tokio::time::timeout(DRAIN, graceful.shutdown()).await.is_err() {
+        tracing::info!("connections still open after {DRAIN:?}; closing them");
+    }
+}
+
+fn tls_acceptor(cert: &std::path::Path, key: &std::path::Path) -> Result<TlsAcceptor, ConfigError> {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    let bad = |what: &std::path::Path, e: &dyn std::fmt::Display| ConfigError::Tls(format!("{}: {e}", what.display()));
+    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(cert)
+        .map_err(|e| bad(cert, &e))?
+        .collect::<Result<_, _>>()
+        .map_err(|e| bad(cert, &e))?;
+    if certs.is_empty() {
+        return Err(bad(cert, &"no certificate in the file"));
+    }
+    let key = PrivateKeyDer::from_pem_file(key).map_err(|e| bad(key, &e))?;
+    let mut config = rustls::ServerConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+        .with_safe_default_protocol_versions()
+        .map_err(|e| ConfigError::Tls(e.to_string()))?
+        .with_no_client_auth()
+        .with_single_cert(certs, key)
+        .map_err(|e| ConfigError::Tls(e.to_string()))?;
+    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    Ok(TlsAcceptor::from(Arc::new(config)))
+}

@@ -1,0 +1,357 @@
+//! fog-gateway end to end: a real coordinator (TLS or plaintext), the gateway
+//! in front of it, and clients speaking grpc-web over HTTP/1.1 — the generated
+//! Rust clients wrapped in tonic-web's client layer, so every byte on the wire
+//! is what a browser sends — plus raw HTTP for files, headers and CORS.
+
+use fog_e2e::{ADMIN_PASSWORD, Coord, DEADLINE, eventually};
+use fog_gateway::Config;
+use fog_proto::auth::{Authed, Bearer};
+use fog_proto::v1 as pb;
+use fog_proto::v1::auth_service_client::AuthServiceClient;
+use fog_proto::v1::fleet_service_client::FleetServiceClient;
+use fog_proto::v1::topology_service_client::TopologyServiceClient;
+use fogctl::sim::SimNodeSpec;
+use http::{Request, StatusCode, Uri, header};
+use http_body_util::{BodyExt, Empty};
+use hyper::body::Bytes;
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+use tonic_web::{GrpcWebClientLayer, GrpcWebClientService};
+
+type Web = GrpcWebClientService<Client<HttpConnector, tonic_web::GrpcWebCall<tonic::body::Body>>>;
+
+const INDEX: &str = "<!doctype html><title>panel</title><div id=root></div>";
+const ASSET: &str = "console.log('the panel, long enough to be worth compressing ................................');";
+
+/// A gateway in front of `coord`, serving a tiny stand-in panel.
+struct Gateway {
+    addr: SocketAddr,
+    running: Option<fog_gateway::Running>,
+    _panel: tempfile::TempDir,
+}
+
+fn panel_dir() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().expect("temp dir");
+    std::fs::write(dir.path().join("index.html"), INDEX).expect("index");
+    std::fs::create_dir(dir.path().join("assets")).expect("assets");
+    std::fs::write(dir.path().join("assets/app-1a2b.js"), ASSET).expect("asset");
+    dir
+}
+
+fn config(coordinator: String, ca_file: Option<PathBuf>, panel: &std::path::Path) -> Config {
+    use clap::Parser;
+    let mut cfg = Config::parse_from(["fog-gateway", "--listen", "127.0.0.1:0", "--coordinator", &coordinator]);
+    cfg.ca_file = ca_file;
+    cfg.panel_dir = Some(panel.to_path_buf());
+    cfg.cors_origins = vec!["https://ops.example.com".into()];
+    cfg
+}
+
+impl Gateway {
+    async fn in_front_of(coord: &Coord, adjust: impl FnOnce(&mut Config)) -> Gateway {
+        let panel = panel_dir();
+        let addr = coord.running.as_ref().expect("running").addr;
+        let tls = coord.dir.path().join(fog_coordinator::server::CA_FILE);
+        let mut cfg = if tls.exists() {
+            config(format!("https://localhost:{}", addr.port()), Some(tls), panel.path())
+        } else {
+            config(format!("http://{addr}"), None, panel.path())
+        };
+        adjust(&mut cfg);
+        Gateway::start(cfg, panel).await
+    }
+
+    async fn start(cfg: Config, panel: tempfile::TempDir) -> Gateway {
+        let running = fog_gateway::start(cfg).await.expect("gateway starts");
+        Gateway { addr: running.addr, running: Some(running), _panel: panel }
+    }
+
+    /// A grpc-web channel to the gateway (HTTP/1.1 only, as a browser without h2 would).
+    fn web(&self) -> Web {
+        let client = Client::builder(TokioExecutor::new()).build_http();
+        tower::ServiceBuilder::new().layer(GrpcWebClientLayer::new()).service(client)
+    }
+
+    fn origin(&self) -> Uri {
+        format!("http://{}", self.addr).parse().expect("uri")
+    }
+
+    fn auth(&self) -> AuthServiceClient<Web> {
+        AuthServiceClient::with_origin(self.web(), self.origin())
+    }
+
+    fn fleet(&self, token: Option<&str>) -> FleetServiceClient<Authed<Web>> {
+        let bearer = token.map(|t| Bearer::new(t).expect("token")).unwrap_or_else(Bearer::none);
+        FleetServiceClient::with_origin(bearer.wrap(self.web()), self.origin())
+    }
+
+    fn topology(&self, token: &str) -> TopologyServiceClient<Authed<Web>> {
+        TopologyServiceClient::with_origin(Bearer::new(token).expect("token").wrap(self.web()), self.origin())
+    }
+
+    /// A plain HTTP/1.1 request to the gateway; the response with its body read.
+    async fn http(&self, req: Request<Empty<Bytes>>) -> (http::response::Parts, Bytes) {
+        let client: Client<HttpConnector, Empty<Bytes>> = Client::builder(TokioExecutor::new()).build_http();
+        let (mut parts, body) = req.into_parts();
+        parts.uri = format!("http://{}{}", self.addr, parts.uri).parse().expect("uri");
+        let res = client.request(Request::from_parts(parts, body)).await.expect("http request");
+        let (parts, body) = res.into_parts();
+        (parts, body.collect().await.expect("body").to_bytes())
+    }
+
+    async fn get(&self, path: &str) -> (http::response::Parts, Bytes) {
+        self.http(Request::get(path).body(Empty::new()).expect("request")).await
+    }
+}
+
+impl Drop for Gateway {
+    fn drop(&mut self) {
+        if let Some(r) = self.running.take() {
+            let _ = r.stopper().send(true);
+        }
+    }
+}
+
+async fn sign_in(gw: &Gateway) -> String {
+    let res = gw
+        .auth()
+        .sign_in(pb::SignInRequest { username: "admin".into(), password: ADMIN_PASSWORD.into() })
+        .await
+        .expect("sign in through the gateway")
+        .into_inner();
+    res.tokens.expect("tokens").access_token
+}
+
+#[tokio::test]
+async fn grpc_web_reaches_a_tls_coordinator_and_its_decisions_pass_through() {
+    let coord = Coord::start_tls().await;
+    let gw = Gateway::in_front_of(&coord, |_| {}).await;
+
+    let token = sign_in(&gw).await;
+    let nodes = gw.fleet(Some(&token)).list_nodes(pb::ListNodesRequest::default()).await.expect("list nodes");
+    assert_eq!(nodes.into_inner().total_matching, 0);
+
+    // The gateway decides nothing: no token, a wrong password and a bad
+    // field are the coordinator's answers, codes and field names intact.
+    let err = gw.fleet(None).list_nodes(pb::ListNodesRequest::default()).await.expect_err("no token");
+    assert_eq!(err.code(), tonic::Code::Unauthenticated, "{err:?}");
+    let err = gw
+        .auth()
+        .sign_in(pb::SignInRequest { username: "admin".into(), password: "wrong".into() })
+        .await
+        .expect_err("wrong password");
+    assert_eq!(err.code(), tonic::Code::Unauthenticated, "{err:?}");
+    let err = gw
+        .fleet(Some(&token))
+        .get_node(pb::GetNodeRequest { node_id: String::new() })
+        .await
+        .expect_err("empty node id");
+    assert_eq!(fog_e2e::field_violations(&err), ["node_id"]);
+}
+
+#[tokio::test]
+async fn server_streaming_topology_watch_is_live_through_the_gateway() {
+    let coord = Coord::start().await;
+    let gw = Gateway::in_front_of(&coord, |_| {}).await;
+    let token = sign_in(&gw).await;
+
+    let mut watch = gw
+        .topology(&token)
+        .watch_topology(pb::WatchTopologyRequest {
+            detail: pb::TopologyDetail::NodeStatus as i32,
+            ..Default::default()
+        })
+        .await
+        .expect("watch through the gateway")
+        .into_inner();
+    let first = tokio::time::timeout(DEADLINE, watch.message()).await.expect("snapshot in time").expect("stream ok");
+    assert!(
+        matches!(first.as_ref().and_then(|m| m.event.as_ref()), Some(pb::watch_topology_response::Event::Snapshot(_))),
+        "first message is the snapshot: {first:?}"
+    );
+
+    // A node joins after the watch started: its delta arrives over the same
+    // HTTP/1.1 response, frame by frame, not when the call ends.
+    let spec = SimNodeSpec::demo_with_prefix("gw", 1);
+    let id = spec.id.clone();
+    let _node = coord.node(spec);
+    let seen = tokio::time::timeout(DEADLINE, async {
+        while let Some(msg) = watch.message().await.expect("stream ok") {
+            if let Some(pb::watch_topology_response::Event::Node(delta)) = msg.event
+                && delta.node.as_ref().is_some_and(|n| n.id == id)
+            {
+                return true;
+            }
+        }
+        false
+    })
+    .await
+    .expect("the joined node's delta in time");
+    assert!(seen, "stream ended before the node's delta");
+}
+
+#[tokio::test]
+async fn panel_files_single_page_routes_and_security_headers() {
+    let coord = Coord::start().await;
+    let gw = Gateway::in_front_of(&coord, |_| {}).await;
+
+    for route in ["/", "/nodes", "/tasks/some-task", "/control-panel"] {
+        let (parts, body) = gw.get(route).await;
+        assert_eq!(parts.status, StatusCode::OK, "{route}");
+        assert_eq!(body, INDEX.as_bytes(), "{route} serves the panel");
+        assert_eq!(parts.headers["content-security-policy"], fog_gateway::CONTENT_SECURITY_POLICY);
+        assert_eq!(parts.headers["x-content-type-options"], "nosniff");
+        assert_eq!(parts.headers["x-frame-options"], "DENY");
+        assert_eq!(parts.headers["referrer-policy"], "no-referrer");
+        assert_eq!(parts.headers[header::CACHE_CONTROL], "no-cache");
+        assert!(!parts.headers.contains_key(header::STRICT_TRANSPORT_SECURITY), "no HSTS over plain HTTP");
+    }
+    let (parts, body) = gw.get("/assets/app-1a2b.js").await;
+    assert_eq!(parts.status, StatusCode::OK);
+    assert_eq!(body, ASSET.as_bytes());
+    assert_eq!(parts.headers[header::CACHE_CONTROL], "public, max-age=31536000, immutable");
+
+    let gz = Request::get("/assets/app-1a2b.js").header(header::ACCEPT_ENCODING, "gzip").body(Empty::new()).unwrap();
+    let (parts, body) = gw.http(gz).await;
+    assert_eq!(parts.headers[header::CONTENT_ENCODING], "gzip");
+    assert_ne!(body, ASSET.as_bytes());
+
+    for missing in ["/assets/missing.js", "/favicon.ico", "/../Cargo.toml", "/%2e%2e/%2e%2e/Cargo.toml"] {
+        let (parts, body) = gw.get(missing).await;
+        assert_ne!(parts.status, StatusCode::OK, "{missing}: {body:?}");
+        assert!(!String::from_utf8_lossy(&body).contains("[package]"), "{missing} escaped the panel directory");
+    }
+    let post = Request::post("/nodes").body(Empty::new()).unwrap();
+    assert_eq!(gw.http(post).await.0.status, StatusCode::METHOD_NOT_ALLOWED);
+
+    let (parts, body) = gw.get("/healthz").await;
+    assert_eq!((parts.status, &body[..]), (StatusCode::OK, &b"ok\n"[..]));
+    let (parts, _) = gw.get("/readyz").await;
+    assert_eq!(parts.status, StatusCode::OK, "coordinator reachable");
+}
+
+#[tokio::test]
+async fn cors_answers_only_configured_origins() {
+    let coord = Coord::start().await;
+    let gw = Gateway::in_front_of(&coord, |_| {}).await;
+    let preflight = |origin: &str| {
+        Request::options("/fog.v1.FleetService/ListNodes")
+            .header(header::ORIGIN, origin)
+            .header(header::ACCESS_CONTROL_REQUEST_METHOD, "POST")
+            .header(header::ACCESS_CONTROL_REQUEST_HEADERS, "content-type,authorization,x-grpc-web")
+            .body(Empty::new())
+            .unwrap()
+    };
+    let (parts, _) = gw.http(preflight("https://ops.example.com")).await;
+    assert_eq!(parts.headers[header::ACCESS_CONTROL_ALLOW_ORIGIN], "https://ops.example.com");
+    let allowed = parts.headers[header::ACCESS_CONTROL_ALLOW_HEADERS].to_str().unwrap().to_owned();
+    assert!(allowed.contains("authorization") && allowed.contains("x-grpc-web"), "{allowed}");
+
+    let (parts, _) = gw.http(preflight("https://evil.example")).await;
+    assert!(!parts.headers.contains_key(header::ACCESS_CONTROL_ALLOW_ORIGIN), "{:?}", parts.headers);
+}
+
+#[tokio::test]
+async fn per_ip_limit_answers_resource_exhausted_with_retry_info_and_spares_files() {
+    use tonic_types::StatusExt;
+    let coord = Coord::start().await;
+    let gw = Gateway::in_front_of(&coord, |c| {
+        c.rps_per_ip = 1;
+        c.burst_per_ip = 3;
+    })
+    .await;
+    let mut codes = Vec::new();
+    for _ in 0..6 {
+        let res = gw.fleet(Some(&coord.admin_token)).list_nodes(pb::ListNodesRequest::default()).await;
+        codes.push(res.map(|_| tonic::Code::Ok).unwrap_or_else(|s| {
+            if s.code() == tonic::Code::ResourceExhausted {
+                let retry = s.get_details_retry_info().expect("RetryInfo").retry_delay.expect("delay");
+                assert!(retry > Duration::ZERO && retry <= Duration::from_secs(1), "{retry:?}");
+            }
+            s.code()
+        }));
+    }
+    assert_eq!(codes.iter().filter(|c| **c == tonic::Code::Ok).count(), 3, "{codes:?}");
+    assert!(codes[3..].iter().all(|c| *c == tonic::Code::ResourceExhausted), "{codes:?}");
+    // Loading the panel is not an API call.
+    assert_eq!(gw.get("/").await.0.status, StatusCode::OK);
+    // The budget refills.
+    eventually("the per-IP budget refills", DEADLINE, || async {
+        gw.fleet(Some(&coord.admin_token)).list_nodes(pb::ListNodesRequest::default()).await.ok()
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn an_unreachable_coordinator_is_unavailable_not_a_hang() {
+    let unused = std::net::TcpListener::bind("127.0.0.1:0").expect("port").local_addr().expect("addr");
+    let panel = panel_dir();
+    let gw = Gateway::start(config(format!("http://{unused}"), None, panel.path()), panel).await;
+    let err = tokio::time::timeout(DEADLINE, gw.fleet(Some("x")).list_nodes(pb::ListNodesRequest::default()))
+        .await
+        .expect("answered in time")
+        .expect_err("no coordinator");
+    assert_eq!(err.code(), tonic::Code::Unavailable, "{err:?}");
+    assert_eq!(gw.get("/healthz").await.0.status, StatusCode::OK, "the gateway itself is alive");
+    assert_eq!(gw.get("/readyz").await.0.status, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(gw.get("/").await.0.status, StatusCode::OK, "the panel still loads");
+}
+
+#[tokio::test]
+async fn bad_settings_are_refused_before_binding() {
+    let panel = panel_dir();
+    let base = || config("http://127.0.0.1:7443".into(), None, panel.path());
+    let cases: Vec<(Config, &str)> = vec![
+        (Config { coordinator: "https://localhost:7443".into(), ..base() }, "--ca-file"),
+        (Config { coordinator: "ftp://x".into(), ..base() }, "--coordinator"),
+        (Config { panel_dir: Some("/nonexistent".into()), ..base() }, "--panel-dir"),
+        (Config { cors_origins: vec!["https://ops.example.com/".into()], ..base() }, "--cors-origin"),
+        (Config { cors_origins: vec!["*".into()], ..base() }, "--cors-origin"),
+        (Config { rps_per_ip: 0, ..base() }, "--rps-per-ip"),
+    ];
+    for (cfg, flag) in cases {
+        let err = fog_gateway::start(cfg).await.err().expect("refused");
+        assert!(err.to_string().contains(flag), "{err} should name {flag}");
+    }
+}
+
+#[tokio::test]
+async fn serves_tls_with_hsts_when_given_a_certificate() {
+    use tokio_rustls::rustls;
+    let coord = Coord::start().await;
+    let cert = rcgen::generate_simple_self_signed(vec!["localhost".into()]).expect("cert");
+    let dir = tempfile::tempdir().expect("temp dir");
+    let (cert_path, key_path) = (dir.path().join("gw.pem"), dir.path().join("gw.key"));
+    std::fs::write(&cert_path, cert.cert.pem()).unwrap();
+    std::fs::write(&key_path, cert.signing_key.serialize_pem()).unwrap();
+    let gw = Gateway::in_front_of(&coord, |c| {
+        c.tls_cert = Some(cert_path.clone());
+        c.tls_key = Some(key_path.clone());
+    })
+    .await;
+
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(cert.cert.der().clone()).expect("root");
+    let mut tls = rustls::ClientConfig::builder_with_provider(rustls::crypto::ring::default_provider().into())
+        .with_safe_default_protocol_versions()
+        .expect("versions")
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    tls.alpn_protocols = vec![b"http/1.1".to_vec()];
+    let tcp = tokio::net::TcpStream::connect(gw.addr).await.expect("connect");
+    let name = rustls::pki_types::ServerName::try_from("localhost").expect("name");
+    let stream = tokio_rustls::TlsConnector::from(std::sync::Arc::new(tls)).connect(name, tcp).await.expect("TLS");
+    let (mut sender, conn) =
+        hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream)).await.expect("http1");
+    tokio::spawn(conn);
+    let res = sender
+        .send_request(Request::get("/healthz").header(header::HOST, "localhost").body(Empty::<Bytes>::new()).unwrap())
+        .await
+        .expect("response over TLS");
+    assert_eq!(res.status(), StatusCode::OK);
+    assert_eq!(res.headers()[header::STRICT_TRANSPORT_SECURITY], "max-age=31536000");
+}
