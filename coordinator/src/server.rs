@@ -41,7 +41,16 @@ pub async fn start(cfg: Config) -> anyhow::Result<Running> {
     }
     let started = std::time::Instant::now();
     let store: Arc<dyn Store> = Arc::new(RedbStore::open(&cfg.data_dir)?);
+    let opened_ms = started.elapsed().as_millis();
     let snapshot = store.load().await?;
+    info!(
+        target: "fog::lifecycle",
+        open_ms = opened_ms,
+        load_ms = started.elapsed().as_millis() - opened_ms,
+        tasks = snapshot.tasks.len(),
+        nodes = snapshot.nodes.len(),
+        "store read"
+    );
     let identity = match &cfg.tls {
         Some(tls) => Some(Arc::new(identity_context(tls, &snapshot, store.as_ref(), &cfg.data_dir).await?)),
         None => None,
@@ -124,7 +133,7 @@ pub async fn start(cfg: Config) -> anyhow::Result<Running> {
             }
         }
     });
-    info!(%addr, took_ms = started.elapsed().as_millis() as u64, "coordinator serving");
+    info!(target: "fog::lifecycle", %addr, took_ms = started.elapsed().as_millis() as u64, "coordinator serving");
     Ok(Running { addr, engine, shutdown, server, engine_task, writer_task, grace: cfg.shutdown_grace })
 }
 
@@ -133,9 +142,12 @@ impl Running {
     /// server stops accepting and drains within the grace; the writer commits
     /// what is queued.
     pub async fn stop(self) {
+        let t = std::time::Instant::now();
+        let ms = || t.elapsed().as_millis() as u64;
         // Engine first: it ends node sessions and watch streams, so the
         // server's graceful drain has nothing long-lived left to wait for.
         self.engine.shutdown().await;
+        info!(target: "fog::lifecycle", ms = ms(), "stopping: sessions and watches closed");
         self.shutdown.cancel();
         let server = self.server;
         let abort = server.abort_handle();
@@ -145,6 +157,7 @@ impl Running {
             warn!("streams did not drain within the shutdown grace; closing them");
             abort.abort();
         }
+        info!(target: "fog::lifecycle", ms = ms(), "stopping: server drained");
         if tokio::time::timeout(self.grace, self.engine_task).await.is_err() {
             warn!("engine did not stop within the shutdown grace");
         }
@@ -153,7 +166,7 @@ impl Running {
         if tokio::time::timeout(self.grace, self.writer_task).await.is_err() {
             warn!("store writer did not finish within the shutdown grace");
         }
-        info!("coordinator stopped");
+        info!(target: "fog::lifecycle", ms = ms(), "coordinator stopped");
     }
 }
 

@@ -259,6 +259,7 @@ impl Engine {
     }
 
     fn restore(&mut self, snapshot: Snapshot, now: Millis) {
+        let started = std::time::Instant::now();
         for r in &snapshot.nodes {
             let entry = convert::node_from_record(r);
             self.liveness.restore(entry.id.clone(), now);
@@ -278,7 +279,13 @@ impl Engine {
         for id in ids {
             self.publish_node(&id);
         }
-        info!(nodes = self.nodes.len(), tasks = self.tasks.len(), "state restored");
+        info!(
+            target: "fog::lifecycle",
+            nodes = self.nodes.len(),
+            tasks = self.tasks.len(),
+            ms = started.elapsed().as_millis(),
+            "state restored"
+        );
     }
 
     async fn run(mut self) {

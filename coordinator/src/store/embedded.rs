@@ -1,16 +1,24 @@
-//! The embedded backend: one redb file, `fog.redb`, in the data directory.
+//! The embedded backend: one redb file, `fog.redb`, and its write-ahead
+//! log, `fog.wal`, in the data directory.
 //!
-//! redb is synchronous, so every call runs on tokio's blocking pool; each
-//! commit is one write transaction with `Durability::Immediate` (fsync before
-//! it returns). Tables `tasks`, `nodes` and `meta` map ids to prost-encoded
-//! `fog.v1` messages (meta: raw bytes).
+//! redb is synchronous, so every call runs on tokio's blocking pool. A commit
+//! applies the batch to redb as a non-durable transaction (held in memory by
+//! redb), appends it to the log with one `fdatasync` (see [`super::wal`]) and
+//! only then returns. A checkpoint — a durable redb commit with quick-repair,
+//! so that opening after a crash loads the allocator state instead of
+//! scanning the whole file — runs every second while there are new commits,
+//! and whenever the log passes 32 MiB; the log then starts over. Opening
+//! replays the log on top of the last checkpoint. Tables `tasks`, `nodes` and
+//! `meta` map ids to prost-encoded `fog.v1` messages (meta: raw bytes).
 
+use super::wal::{Encoded, Wal};
 use super::{Mutation, Snapshot, Store, StoreError};
 use prost::Message;
 use redb::{Database, Durability, ReadableDatabase, ReadableTable, TableDefinition};
 use std::io;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, Weak};
+use std::time::Duration;
 
 const TASKS: TableDefinition<&str, &[u8]> = TableDefinition::new("tasks");
 const NODES: TableDefinition<&str, &[u8]> = TableDefinition::new("nodes");
@@ -19,20 +27,39 @@ const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
 /// Name of the database file in the data directory.
 pub const FILE_NAME: &str = "fog.redb";
 
+/// A checkpoint runs this often while there are new commits.
+const CHECKPOINT_EVERY: Duration = Duration::from_secs(1);
+/// ... and as soon as the log holds this much.
+const CHECKPOINT_BYTES: u64 = 32 << 20;
+
 /// The embedded store.
 #[derive(Clone)]
 pub struct RedbStore {
-    db: Arc<Database>,
-    path: Arc<Path>,
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    db: Database,
+    path: PathBuf,
+    log: Mutex<Log>,
+}
+
+struct Log {
+    wal: Wal,
+    /// Set when an append failed after its batch reached redb in memory:
+    /// from then on nothing is committed or checkpointed, so the batch that
+    /// was reported as failed can never become durable. A restart replays the
+    /// log on top of the last checkpoint, without it.
+    failed: Option<String>,
 }
 
 impl std::fmt::Debug for RedbStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("RedbStore").field("path", &self.path).finish_non_exhaustive()
+        f.debug_struct("RedbStore").field("path", &self.inner.path).finish_non_exhaustive()
     }
 }
 
-fn io_error(path: &Path, source: io::Error) -> StoreError {
+pub(super) fn io_error(path: &Path, source: io::Error) -> StoreError {
     let path = path.to_path_buf();
     match source.kind() {
         io::ErrorKind::PermissionDenied | io::ErrorKind::ReadOnlyFilesystem => StoreError::ReadOnly { path, source },
@@ -58,32 +85,138 @@ impl RedbStore {
         let path: PathBuf = dir.join(FILE_NAME);
         create_file(&path)?;
         let db = Database::create(&path).map_err(|e| redb_error(&path, e))?;
-        // Create the tables so a read of a fresh store finds them.
+        // The log is opened after redb, whose file lock keeps a second process out of both.
+        let (wal, logged) = Wal::open(dir)?;
+        let replay: Vec<Encoded> = logged.into_iter().flatten().collect();
+        for m in &replay {
+            super::wal::check_value(m)?;
+        }
+        if !replay.is_empty() {
+            tracing::info!(mutations = replay.len(), "replaying the store's log");
+        }
+        // Create the tables so a read of a fresh store finds them, fold in
+        // what the log holds, and checkpoint with quick-repair from the start.
         let init = || -> Result<(), redb::Error> {
-            let tx = db.begin_write()?;
+            let mut tx = db.begin_write()?;
+            tx.set_quick_repair(true);
             tx.open_table(TASKS)?;
             tx.open_table(NODES)?;
             tx.open_table(META)?;
+            write_batch(&tx, &replay)?;
             tx.commit()?;
             Ok(())
         };
         init().map_err(|e| redb_error(&path, e))?;
-        Ok(RedbStore { db: Arc::new(db), path: path.into() })
+        let mut wal = wal;
+        wal.reset().map_err(|e| io_error(&dir.join(super::wal::FILE_NAME), e))?;
+        let inner = Arc::new(Inner { db, path, log: Mutex::new(Log { wal, failed: None }) });
+        spawn_checkpointer(Arc::downgrade(&inner));
+        Ok(RedbStore { inner })
     }
 
     /// The database file.
     pub fn path(&self) -> &Path {
-        &self.path
+        &self.inner.path
+    }
+
+    /// Makes everything committed so far durable in the redb file and starts
+    /// the log over (the store does this by itself every second).
+    pub fn checkpoint(&self) -> Result<(), StoreError> {
+        self.inner.checkpoint()
     }
 
     async fn blocking<T: Send + 'static>(
         &self,
-        f: impl FnOnce(&Database, &Path) -> Result<T, StoreError> + Send + 'static,
+        f: impl FnOnce(&Inner) -> Result<T, StoreError> + Send + 'static,
     ) -> Result<T, StoreError> {
-        let (db, path) = (self.db.clone(), self.path.clone());
-        tokio::task::spawn_blocking(move || f(&db, &path)).await.map_err(|e| {
+        let inner = self.inner.clone();
+        tokio::task::spawn_blocking(move || f(&inner)).await.map_err(|e| {
             if e.is_cancelled() { StoreError::Closed } else { StoreError::Backend(format!("store call panicked: {e}")) }
         })?
+    }
+}
+
+impl Inner {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Log> {
+        // A panic while holding the lock leaves nothing half-done that the
+        // `failed` flag does not already cover.
+        self.log.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    fn commit(&self, batch: Vec<Mutation>) -> Result<(), StoreError> {
+        let batch: Vec<Encoded> = batch.into_iter().map(Encoded::from_mutation).collect();
+        let mut log = self.lock();
+        if let Some(why) = &log.failed {
+            return Err(StoreError::Backend(format!(
+                "store stopped accepting writes after a log failure ({why}); restart the coordinator once the disk is fixed"
+            )));
+        }
+        // redb first: if the batch cannot be applied, nothing is logged.
+        let apply = || -> Result<(), redb::Error> {
+            let mut tx = self.db.begin_write()?;
+            tx.set_durability(Durability::None)?;
+            write_batch(&tx, &batch)?;
+            tx.commit()?;
+            Ok(())
+        };
+        apply().map_err(|e| redb_error(&self.path, e))?;
+        let wal_path = self.path.with_file_name(super::wal::FILE_NAME);
+        if let Err(e) = log.wal.append(&batch) {
+            tracing::error!(error = %e, "store log append failed; refusing further writes");
+            log.failed = Some(e.to_string());
+            return Err(io_error(&wal_path, e));
+        }
+        if log.wal.len() >= CHECKPOINT_BYTES {
+            Self::checkpoint_locked(&self.db, &self.path, &mut log)?;
+        }
+        Ok(())
+    }
+
+    fn checkpoint(&self) -> Result<(), StoreError> {
+        let mut log = self.lock();
+        Self::checkpoint_locked(&self.db, &self.path, &mut log)
+    }
+
+    fn checkpoint_locked(db: &Database, path: &Path, log: &mut Log) -> Result<(), StoreError> {
+        if log.failed.is_some() || log.wal.is_empty() {
+            return Ok(());
+        }
+        let durable = || -> Result<(), redb::Error> {
+            let mut tx = db.begin_write()?;
+            tx.set_durability(Durability::Immediate)?;
+            tx.set_quick_repair(true);
+            tx.commit()?;
+            Ok(())
+        };
+        durable().map_err(|e| redb_error(path, e))?;
+        // Only now is the log redundant. A crash before the reset replays
+        // batches redb already has: puts and deletes in order, same result.
+        log.wal.reset().map_err(|e| io_error(&path.with_file_name(super::wal::FILE_NAME), e))
+    }
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        if let Err(e) = self.checkpoint() {
+            tracing::warn!(error = %e, "final checkpoint failed; the log will be replayed at the next start");
+        }
+    }
+}
+
+/// Checkpoints every [`CHECKPOINT_EVERY`] until the store is dropped.
+fn spawn_checkpointer(inner: Weak<Inner>) {
+    let spawned = std::thread::Builder::new().name("fog-store-checkpoint".into()).spawn(move || {
+        loop {
+            std::thread::sleep(CHECKPOINT_EVERY);
+            let Some(inner) = inner.upgrade() else { return };
+            if let Err(e) = inner.checkpoint() {
+                tracing::warn!(error = %e, "store checkpoint failed; will retry");
+            }
+        }
+    });
+    if let Err(e) = spawned {
+        // Commits still checkpoint when the log passes CHECKPOINT_BYTES.
+        tracing::warn!(error = %e, "no checkpoint thread");
     }
 }
 
@@ -130,38 +263,33 @@ fn check_keys(batch: &[Mutation]) -> Result<(), StoreError> {
     }
 }
 
-fn apply(db: &Database, batch: &[Mutation]) -> Result<(), redb::Error> {
-    let mut tx = db.begin_write()?;
-    tx.set_durability(Durability::Immediate)?;
-    {
-        let mut tasks = tx.open_table(TASKS)?;
-        let mut nodes = tx.open_table(NODES)?;
-        let mut meta = tx.open_table(META)?;
-        for m in batch {
-            match m {
-                Mutation::PutTask(t) => {
-                    tasks.insert(t.id.as_str(), t.encode_to_vec().as_slice())?;
-                }
-                Mutation::DeleteTask(k) => {
-                    tasks.remove(k.as_str())?;
-                }
-                Mutation::PutNode(n) => {
-                    nodes.insert(n.id.as_str(), n.encode_to_vec().as_slice())?;
-                }
-                Mutation::DeleteNode(k) => {
-                    nodes.remove(k.as_str())?;
-                }
-                Mutation::PutMeta { key, value } => {
-                    meta.insert(key.as_str(), value.as_slice())?;
-                }
-                Mutation::DeleteMeta(k) => {
-                    meta.remove(k.as_str())?;
-                }
+fn write_batch(tx: &redb::WriteTransaction, batch: &[Encoded]) -> Result<(), redb::Error> {
+    let mut tasks = tx.open_table(TASKS)?;
+    let mut nodes = tx.open_table(NODES)?;
+    let mut meta = tx.open_table(META)?;
+    for m in batch {
+        match m {
+            Encoded::PutTask { key, value } => {
+                tasks.insert(key.as_str(), value.as_slice())?;
+            }
+            Encoded::DeleteTask(k) => {
+                tasks.remove(k.as_str())?;
+            }
+            Encoded::PutNode { key, value } => {
+                nodes.insert(key.as_str(), value.as_slice())?;
+            }
+            Encoded::DeleteNode(k) => {
+                nodes.remove(k.as_str())?;
+            }
+            Encoded::PutMeta { key, value } => {
+                meta.insert(key.as_str(), value.as_slice())?;
+            }
+            Encoded::DeleteMeta(k) => {
+                meta.remove(k.as_str())?;
             }
         }
     }
-    // Dropping `tx` on an error above aborts it: the batch is all or nothing.
-    tx.commit()?;
+    // Dropping the transaction on an error above aborts it: the batch is all or nothing.
     Ok(())
 }
 
@@ -196,11 +324,11 @@ impl Store for RedbStore {
         if batch.is_empty() {
             return Ok(());
         }
-        self.blocking(move |db, path| apply(db, &batch).map_err(|e| redb_error(path, e))).await
+        self.blocking(move |inner| inner.commit(batch)).await
     }
 
     async fn load(&self) -> Result<Snapshot, StoreError> {
-        self.blocking(read_all).await
+        self.blocking(|inner| read_all(&inner.db, &inner.path)).await
     }
 
     fn backend(&self) -> &'static str {
@@ -244,6 +372,57 @@ mod tests {
         assert_eq!(snap.tasks, vec![task("t1")]);
         assert_eq!(snap.nodes[0].name, "edge");
         assert_eq!(snap.meta, vec![("ca".to_string(), b"pem".to_vec())]);
+    }
+
+    /// A copy of the data directory's files taken while the store holds its
+    /// lock (no commit or checkpoint in between): what a crash at that
+    /// instant leaves on disk, as far as the page cache is concerned.
+    fn crash_image(store: &RedbStore, into: &Path) {
+        let _frozen = store.inner.lock();
+        for name in [FILE_NAME, super::super::wal::FILE_NAME] {
+            std::fs::copy(store.inner.path.with_file_name(name), into.join(name)).unwrap();
+        }
+    }
+
+    #[tokio::test]
+    async fn commits_after_the_last_checkpoint_survive_a_crash() {
+        let (dir, image) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        let store = RedbStore::open(dir.path()).unwrap();
+        store.commit(vec![Mutation::PutTask(task("t1")), Mutation::PutTask(task("t2"))]).await.unwrap();
+        store.checkpoint().unwrap();
+        // After the checkpoint: in redb only in memory, and in the log.
+        store.commit(vec![Mutation::DeleteTask("t1".into()), Mutation::PutTask(task("t3"))]).await.unwrap();
+        store.commit(vec![Mutation::PutMeta { key: "m".into(), value: vec![7] }]).await.unwrap();
+        crash_image(&store, image.path());
+        let reopened = RedbStore::open(image.path()).unwrap();
+        let snap = reopened.load().await.unwrap();
+        assert_eq!(snap.tasks, vec![task("t2"), task("t3")]);
+        assert_eq!(snap.meta, vec![("m".to_string(), vec![7])]);
+        // Replay was folded in and the log started over: a second crash image agrees.
+        let again = tempfile::tempdir().unwrap();
+        crash_image(&reopened, again.path());
+        drop(reopened);
+        assert_eq!(RedbStore::open(again.path()).unwrap().load().await.unwrap(), snap);
+    }
+
+    #[tokio::test]
+    async fn many_checkpoints_and_commits_then_a_crash_lose_nothing() {
+        let (dir, image) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        let store = RedbStore::open(dir.path()).unwrap();
+        for round in 0..20 {
+            let batch = (0..10).map(|i| Mutation::PutTask(task(&format!("t{round:02}-{i}")))).collect();
+            store.commit(batch).await.unwrap();
+            if round % 3 == 0 {
+                store.checkpoint().unwrap();
+            }
+            if round % 4 == 0 {
+                store.commit(vec![Mutation::DeleteTask(format!("t{round:02}-0"))]).await.unwrap();
+            }
+        }
+        crash_image(&store, image.path());
+        let tasks = RedbStore::open(image.path()).unwrap().load().await.unwrap().tasks;
+        assert_eq!(tasks.len(), 200 - 5);
+        assert!(!tasks.iter().any(|t| t.id == "t04-0") && tasks.iter().any(|t| t.id == "t05-0"));
     }
 
     #[test]

@@ -10,9 +10,10 @@
 
 pub mod conformance;
 mod embedded;
+pub mod wal;
 pub mod writer;
 
-pub use embedded::RedbStore;
+pub use embedded::{FILE_NAME, RedbStore};
 pub use writer::{Effect, Pending, TrySubmitError, WriterClosed, WriterHandle, WriterStats, spawn_writer};
 
 use fog_proto::v1::{Node, Task};
