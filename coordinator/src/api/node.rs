@@ -226,11 +226,23 @@ impl NodeService for NodeApi {
         // HTTP/2 connection window that other sessions on the connection share.
         let (rate, burst) = self.session_budget;
         let budget = governor::RateLimiter::direct(governor::Quota::per_second(rate).allow_burst(burst));
+        // When the response stream is gone (the engine ended the session, or
+        // the node went away), the reader stops and drops the request stream:
+        // the HTTP/2 stream closes even if the node keeps sending, so a
+        // graceful shutdown does not wait out its grace on open sessions.
+        let ended = tokio_util::sync::CancellationToken::new();
+        let response_gone = ended.clone().drop_guard();
         tokio::spawn(
             async move {
                 let mut names = RegionNames::default();
                 loop {
-                    let kind = match inbound.message().await {
+                    let next = tokio::select! {
+                        biased;
+                        // The engine ignores a close for a session it already ended.
+                        _ = ended.cancelled() => Ok(None),
+                        next = inbound.message() => next,
+                    };
+                    let kind = match next {
                         Ok(Some(_)) if budget.check().is_err() => {
                             tracing::warn!("session message rate exceeded; closing the session");
                             if let Some(tx) = fail_tx.take() {
@@ -267,6 +279,7 @@ impl NodeService for NodeApi {
         // Checked only once the engine has let go of the session: never waits.
         let mut fail_rx = fail_rx;
         let failure = futures::stream::poll_fn(move |_| {
+            let _reader_stops_when_this_is_dropped = &response_gone;
             std::task::Poll::Ready(fail_rx.try_recv().ok().map(Err::<pb::SessionResponse, Status>))
         });
         let out = tokio_stream::wrappers::ReceiverStream::new(rx).map(|m| Ok(*m)).chain(failure);
