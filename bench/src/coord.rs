@@ -124,7 +124,7 @@ impl tonic::service::Interceptor for Bearer {
     }
 }
 
-fn bearer(token: &str) -> Bearer {
+pub fn bearer(token: &str) -> Bearer {
     Bearer(format!("Bearer {token}").parse().expect("a token is ASCII"))
 }
 

@@ -12,10 +12,11 @@ pub struct Proc {
 impl Proc {
     /// Starts `program args…` with its output (logs at warn, or `FOG_BENCH_LOG`) in `log`.
     pub fn start(program: PathBuf, args: &[String], log: &std::path::Path) -> anyhow::Result<Proc> {
-        let out = std::fs::File::create(log)?;
+        // Appended: a restarted process's log follows its predecessor's.
+        let out = std::fs::OpenOptions::new().create(true).append(true).open(log)?;
         let child = tokio::process::Command::new(&program)
             .args(args)
-            .env("FOG_LOG", std::env::var("FOG_BENCH_LOG").unwrap_or_else(|_| "warn".into()))
+            .env("FOG_LOG", std::env::var("FOG_BENCH_LOG").unwrap_or_else(|_| "warn,fog::lifecycle=info".into()))
             .stdout(out.try_clone()?)
             .stderr(out)
             .kill_on_drop(true)
