@@ -401,6 +401,8 @@ pub fn node_pb(e: &NodeEntry, now: Millis) -> pb::Node {
         last_heartbeat: (e.last_heartbeat > 0).then(|| ts(e.last_heartbeat)),
         registered_at: Some(ts(e.registered_at)),
         agent_version: e.agent_version.clone(),
+        // Known only to the engine (the live session): see `Engine::node_pb`.
+        certificate_expires_at: None,
     }
 }
 

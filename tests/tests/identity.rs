@@ -47,6 +47,16 @@ async fn a_node_joins_with_a_token_and_holds_an_mtls_session() {
         "token labels applied: {:?}",
         n.labels
     );
+    // The API shows when the session's certificate expires (what the panel's node detail displays).
+    let expires = n.certificate_expires_at.expect("certificate expiry of the live session");
+    assert_eq!(expires.seconds, cert.validity().not_after.timestamp());
+    drop(node);
+    let gone = fog_e2e::eventually("the session's close is seen", fog_e2e::DEADLINE, || async {
+        let n = c.get_node("edge-1").await;
+        (n.liveness != pb::Liveness::Healthy as i32).then_some(n)
+    })
+    .await;
+    assert_eq!(gone.certificate_expires_at, None, "no session, no certificate shown");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

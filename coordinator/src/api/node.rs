@@ -54,7 +54,12 @@ impl NodeApi {
     /// The node a session speaks for: from the verified client certificate
     /// with mTLS (the hello may only repeat it), from the hello in insecure
     /// dev mode. Returns the id and the certificate serial.
-    fn identify<T>(&self, req: &Request<T>, hello: &pb::Hello) -> Result<(String, Option<String>), ApiError> {
+    /// The node id, and its certificate's serial and expiry (none in insecure dev mode).
+    fn identify<T>(
+        &self,
+        req: &Request<T>,
+        hello: &pb::Hello,
+    ) -> Result<(String, Option<(String, std::time::SystemTime)>), ApiError> {
         let Some(ctx) = &self.identity else {
             return Ok((hello.node_id.clone(), None));
         };
@@ -70,7 +75,7 @@ impl NodeApi {
                 who.node_id, hello.node_id
             )));
         }
-        Ok((who.node_id, Some(who.serial_hex)))
+        Ok((who.node_id, Some((who.serial_hex, who.not_after))))
     }
 }
 
@@ -203,7 +208,8 @@ impl NodeService for NodeApi {
             Some(Msg::Hello(h)) => h,
             _ => return Err(ApiError::field("hello", "the first message of a session must be a hello").into()),
         };
-        let (node_id, cert_serial) = self.identify(&req_for_identity, &hello)?;
+        let (node_id, cert) = self.identify(&req_for_identity, &hello)?;
+        let (cert_serial, cert_expires_at) = cert.unzip();
         let mut hello = hello;
         hello.node_id = node_id;
         let (registration, running) = registration(hello)?;
@@ -211,7 +217,7 @@ impl NodeService for NodeApi {
         let session_id = self.next_session.fetch_add(1, Ordering::Relaxed);
         let (tx, rx) = tokio::sync::mpsc::channel(self.session_queue);
         let (admit, admitted) = tokio::sync::oneshot::channel();
-        let open = SessionOpen { session_id, registration, running, tx, cert_serial, reply: admit };
+        let open = SessionOpen { session_id, registration, running, tx, cert_serial, cert_expires_at, reply: admit };
         self.engine.send_node(Command::SessionOpen(open)).await?;
         admitted.await.map_err(super::error::engine_gone)??;
 

@@ -331,7 +331,7 @@ impl Engine {
         self.flush_nodes();
         self.place_needed = true;
         self.publish_node(id);
-        Ok(convert::node_pb(self.nodes.get(id).expect("updated above"), now))
+        Ok(self.node_pb(self.nodes.get(id).expect("updated above"), now))
     }
 
     fn remove_node(&mut self, id: &str, now: u64) -> Result<u32, ApiError> {

@@ -151,6 +151,8 @@ impl EngineHandle {
 
 struct SessionSlot {
     id: u64,
+    /// Expiry of the client certificate the session was opened with (mTLS only).
+    cert_expires_at: Option<std::time::SystemTime>,
     tx: mpsc::Sender<session::Outbound>,
     last_ping: Millis,
     ping: Option<(u64, std::time::Instant)>,

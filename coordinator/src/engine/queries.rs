@@ -70,8 +70,7 @@ impl Engine {
             Some(a) => matching.partition_point(|e| &*e.id <= a.as_str()),
             None => 0,
         };
-        let page: Vec<pb::Node> =
-            matching[start..].iter().take(f.page_size).map(|e| convert::node_pb(e, now)).collect();
+        let page: Vec<pb::Node> = matching[start..].iter().take(f.page_size).map(|e| self.node_pb(e, now)).collect();
         let next = if start + page.len() < matching.len() {
             page.last().map(|n| n.id.clone()).unwrap_or_default()
         } else {
@@ -80,10 +79,18 @@ impl Engine {
         pb::ListNodesResponse { nodes: page, next_page_token: next, total_matching: total }
     }
 
+    /// A node as the API shows it, with what only its live session knows.
+    pub(super) fn node_pb(&self, e: &fog_core::registry::NodeEntry, now: Millis) -> pb::Node {
+        let mut n = convert::node_pb(e, now);
+        n.certificate_expires_at =
+            self.sessions.get(&e.id).and_then(|s| s.cert_expires_at).map(prost_types::Timestamp::from);
+        n
+    }
+
     pub(super) fn get_node(&self, id: &str, now: Millis) -> Result<pb::GetNodeResponse, ApiError> {
         let e = self.nodes.get(id).ok_or_else(|| not_found_node(id))?;
         Ok(pb::GetNodeResponse {
-            node: Some(convert::node_pb(e, now)),
+            node: Some(self.node_pb(e, now)),
             task_ids: e.attempts.iter().map(|(t, _)| t.to_string()).collect(),
         })
     }

@@ -28,6 +28,8 @@ pub struct SessionOpen {
     pub tx: mpsc::Sender<Outbound>,
     /// Serial of the node's client certificate (None in insecure dev mode).
     pub cert_serial: Option<String>,
+    /// When that certificate expires.
+    pub cert_expires_at: Option<std::time::SystemTime>,
     /// Whether the session was admitted.
     pub reply: tokio::sync::oneshot::Sender<Result<(), crate::api::ApiError>>,
 }
@@ -143,8 +145,16 @@ impl Engine {
         if let Some(old) = self.sessions.remove(&id) {
             info!(node.id = %id, old = old.id, new = open.session_id, "replacing an older session of the same node");
         }
-        self.sessions
-            .insert(id.clone(), SessionSlot { id: open.session_id, tx: open.tx.clone(), last_ping: 0, ping: None });
+        self.sessions.insert(
+            id.clone(),
+            SessionSlot {
+                id: open.session_id,
+                tx: open.tx.clone(),
+                last_ping: 0,
+                ping: None,
+                cert_expires_at: open.cert_expires_at,
+            },
+        );
         if let Some(t) = self.liveness.session_opened(id.clone(), now) {
             self.apply_transition(t, now);
         }

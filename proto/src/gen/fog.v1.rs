@@ -1728,6 +1728,12 @@ pub struct Node {
     /// The agent's version string.
     #[prost(string, tag = "29")]
     pub agent_version: ::prost::alloc::string::String,
+    /// When the client certificate of the node's current session expires; unset
+    /// when the node is not connected or the coordinator runs without mTLS.
+    /// Agents renew over the live session long before; the renewed certificate
+    /// is presented (and shown here) from the next connection.
+    #[prost(message, optional, tag = "30")]
+    pub certificate_expires_at: ::core::option::Option<::prost_types::Timestamp>,
 }
 /// Request of ListNodes.
 #[derive(Clone, PartialEq, ::prost::Message)]
