@@ -241,12 +241,16 @@ impl NodeService for NodeApi {
         tokio::spawn(
             async move {
                 let mut names = RegionNames::default();
+                // Registered once; polled only when no message is ready, so
+                // the check costs nothing on the heartbeat path.
+                let response_ended = ended.cancelled();
+                tokio::pin!(response_ended);
                 loop {
                     let next = tokio::select! {
                         biased;
-                        // The engine ignores a close for a session it already ended.
-                        _ = ended.cancelled() => Ok(None),
                         next = inbound.message() => next,
+                        // The engine ignores a close for a session it already ended.
+                        _ = &mut response_ended => Ok(None),
                     };
                     let kind = match next {
                         Ok(Some(_)) if budget.check().is_err() => {
