@@ -1,22 +1,27 @@
 #!/usr/bin/env bash
 # Runs a local Fogplane fleet: the coordinator (mTLS, its own CA, embedded
 # store under .fog-dev/), three real fog-agent processes that each join with a
-# single-use token and then hold an mTLS session, a few demo tasks, and a live
-# topology view. Ctrl-C stops everything.
+# single-use token and then hold an mTLS session, fog-gateway serving the
+# control panel (built from source here) on http://127.0.0.1:8080, a few demo
+# tasks, and a live topology view. Ctrl-C stops everything.
 #
-#   FOG_AGENTS=3     number of fog-agent processes
-#   FOG_PORT=7443    coordinator port on 127.0.0.1
-#   FOG_FRESH=0      keep the store and agent state of the last run
+#   FOG_AGENTS=3          number of fog-agent processes
+#   FOG_PORT=7443         coordinator port on 127.0.0.1
+#   FOG_GATEWAY_PORT=8080 gateway (panel) port on 127.0.0.1
+#   FOG_FRESH=0           keep the store and agent state of the last run
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_BUILD_JOBS="${CARGO_BUILD_JOBS:-2}"
 AGENTS="${FOG_AGENTS:-3}"
 PORT="${FOG_PORT:-7443}"
+GW_PORT="${FOG_GATEWAY_PORT:-8080}"
 DEV=".fog-dev"
 
 source scripts/deps.sh
 echo "==> building (first time takes a few minutes)"
-cargo build --bins --locked -p fog-coordinator -p fogctl -p fog-agent
+cargo build --bins --locked -p fog-coordinator -p fogctl -p fog-agent -p fog-gateway
+echo "==> building the control panel (npm ci, codegen from proto/, typecheck, vite)"
+(cd gateway/panel && npm ci --no-audit --no-fund --loglevel=error && npm run build)
 BIN=target/debug
 
 [ "${FOG_FRESH:-1}" = 1 ] && rm -rf "$DEV"
@@ -53,6 +58,16 @@ done
 "${FOGCTL[@]}" whoami
 "${FOGCTL[@]}" status
 
+echo "==> fog-gateway on http://127.0.0.1:${GW_PORT} (logs: $DEV/gateway.log)"
+"$BIN/fog-gateway" --listen "127.0.0.1:${GW_PORT}" --coordinator "$FOG_COORDINATOR" --ca-file "$FOG_CA_FILE" \
+  --panel-dir gateway/panel/dist >"$DEV/gateway.log" 2>&1 &
+pids+=($!)
+for _ in $(seq 1 100); do
+  grep -q 'listening on' "$DEV/gateway.log" 2>/dev/null && break
+  kill -0 "${pids[-1]}" 2>/dev/null || { cat "$DEV/gateway.log"; exit 1; }
+  sleep 0.1
+done
+
 regions=(eu-west us-east ap-south eu-central us-west)
 echo "==> $AGENTS fog-agent processes join with one-time tokens (logs: $DEV/agent-*.log)"
 for i in $(seq 1 "$AGENTS"); do
@@ -82,7 +97,9 @@ echo "==> demo tasks"
 
 cat <<MSG
 
-==> the fleet is running. In another terminal (signed in as admin; password in $DEV/admin-password):
+==> the fleet is running.
+    Control panel: http://127.0.0.1:${GW_PORT}/ — sign in as admin with the password in $DEV/admin-password
+    In another terminal (fogctl is signed in as admin):
       export FOG_COORDINATOR=$FOG_COORDINATOR FOG_CA_FILE=$FOG_CA_FILE FOGCTL_CONFIG_DIR=$FOGCTL_CONFIG_DIR
       $BIN/fogctl tasks submit --echo hi --wait
       $BIN/fogctl tasks explain --cpu-millis 2000 --strategy proximity --origin-region us-west

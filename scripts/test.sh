@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Runs every check and test Fogplane has, on a fresh clone of this repo on a
+# Runs every check and test Fogplane has (Rust, then the control panel in a
+# real browser), on a fresh clone of this repo on a
 # fresh machine (Rust, Node/npm and Python preinstalled). Exits non-zero on
 # the first failure. Used by .ci/run.
 set -euo pipefail
@@ -30,3 +31,6 @@ cargo build --workspace --bins --locked
 
 step "tests (unit, property, in-process gRPC, real processes)"
 cargo test --workspace --locked
+
+step "control panel: codegen from proto/, typecheck, JS budget, browser tests (Playwright in Debian's Chromium against a real coordinator, agents, simulator and fog-gateway)"
+(cd gateway/panel && npm ci --no-audit --no-fund --loglevel=error && npm test)
