@@ -53,6 +53,17 @@ const HOP_HEADERS: [header::HeaderName; 8] = [
 ];
 
 fn scrub(headers: &mut HeaderMap) {
+    // Headers the client named in `Connection` are hop-by-hop too.
+    let named: Vec<header::HeaderName> = headers
+        .get_all(header::CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .filter_map(|n| header::HeaderName::from_bytes(n.trim().as_bytes()).ok())
+        .collect();
+    for name in named {
+        headers.remove(name);
+    }
     for name in HOP_HEADERS {
         headers.remove(name);
     }
@@ -105,8 +116,11 @@ impl Service<Request<Body>> for Forward {
             }
             .await;
             Ok(result.unwrap_or_else(|e| {
+                // The detail is for the operator's log, not the browser.
                 tracing::warn!(error = %e, "coordinator unreachable");
-                status_response(tonic::Status::unavailable(format!("the gateway cannot reach the coordinator: {e}")))
+                status_response(tonic::Status::unavailable(
+                    "the gateway cannot reach the coordinator; try again shortly",
+                ))
             }))
         })
     }

@@ -30,6 +30,7 @@ use std::sync::Arc;
 use std::time::Duration;
 use tower::ServiceExt;
 use tower_http::compression::CompressionLayer;
+use tower_http::compression::predicate::{DefaultPredicate, NotForContentType, Predicate};
 use tower_http::cors::{AllowOrigin, CorsLayer};
 use tower_http::set_header::SetResponseHeaderLayer;
 use tower_http::trace::{DefaultOnResponse, TraceLayer};
@@ -57,8 +58,12 @@ pub fn router(cfg: &Config, channel: tonic::transport::Channel, limits: IpLimits
         .route("/readyz", get(readyz))
         .fallback(dispatch)
         .with_state(app)
-        // Files only: the default predicate leaves every gRPC content type alone.
-        .layer(CompressionLayer::new());
+        // Files only: the default predicate skips application/grpc but not
+        // grpc-web, whose streams must not sit in a compressor.
+        .layer(
+            CompressionLayer::new()
+                .compress_when(DefaultPredicate::new().and(NotForContentType::const_new("application/grpc-web"))),
+        );
     if !cfg.cors_origins.is_empty() {
         router = router.layer(cors(&cfg.cors_origins));
     }
@@ -117,15 +122,33 @@ fn cors(origins: &[String]) -> CorsLayer {
         .max_age(Duration::from_secs(86_400))
 }
 
-fn is_grpc(req: &Request<Body>) -> bool {
-    req.headers()
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|ct| ct.starts_with("application/grpc"))
+fn content_type(req: &Request<Body>) -> &str {
+    req.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("")
+}
+
+/// A grpc-web call: `POST /package.Service/Method` with a grpc-web content
+/// type. Only grpc-web is forwarded: native gRPC clients talk to the
+/// coordinator directly, and the node-facing RPCs stay off the browser edge's
+/// path (and a request without a proper path never reaches the channel).
+fn is_grpc_web_call(req: &Request<Body>) -> bool {
+    let path = req.uri().path();
+    req.method() == Method::POST
+        && content_type(req).starts_with("application/grpc-web")
+        && path.starts_with('/')
+        && path[1..]
+            .split_once('/')
+            .is_some_and(|(service, method)| !service.is_empty() && !method.is_empty() && !method.contains('/'))
 }
 
 async fn dispatch(State(app): State<Arc<App>>, req: Request<Body>) -> Response {
-    if is_grpc(&req) {
+    if content_type(&req).starts_with("application/grpc") && !is_grpc_web_call(&req) {
+        return (
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "the gateway forwards grpc-web calls (POST /package.Service/Method); native gRPC goes to the coordinator\n",
+        )
+            .into_response();
+    }
+    if is_grpc_web_call(&req) {
         return match app.grpc.clone().oneshot(req).await {
             Ok(res) => res.map(Body::new),
             Err(never) => match never {},

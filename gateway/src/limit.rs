@@ -15,6 +15,16 @@ use std::time::Duration;
 #[derive(Debug, Clone, Copy)]
 pub struct ClientIp(pub IpAddr);
 
+fn bucket(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => IpAddr::V6((u128::from(v6) & !((1u128 << 64) - 1)).into()),
+        },
+        v4 => v4,
+    }
+}
+
 /// Per-IP GCRA limiter.
 #[derive(Clone)]
 pub struct IpLimits {
@@ -30,8 +40,10 @@ impl IpLimits {
     }
 
     /// `Ok` when `ip` may make one more call now, else how long until it may.
+    /// IPv6 clients are limited per /64, the block one subscriber usually
+    /// gets (a client could otherwise rotate addresses within it).
     pub fn check(&self, ip: IpAddr) -> Result<(), Duration> {
-        self.limiter.check_key(&ip).map_err(|not_until| not_until.wait_time_from(DefaultClock::default().now()))
+        self.limiter.check_key(&bucket(ip)).map_err(|not_until| not_until.wait_time_from(DefaultClock::default().now()))
     }
 
     /// Forgets addresses whose budget is full again, so the table stays as
@@ -39,5 +51,23 @@ impl IpLimits {
     pub fn forget_idle(&self) {
         self.limiter.retain_recent();
         self.limiter.shrink_to_fit();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ipv6_clients_share_a_budget_per_64_and_mapped_v4_is_v4() {
+        let limits = IpLimits::new(1, 2);
+        let a: IpAddr = "2001:db8:1:2::1".parse().unwrap();
+        let b: IpAddr = "2001:db8:1:2:ffff::9".parse().unwrap();
+        let other: IpAddr = "2001:db8:1:3::1".parse().unwrap();
+        assert!(limits.check(a).is_ok() && limits.check(b).is_ok());
+        assert!(limits.check(a).is_err(), "same /64, budget spent");
+        assert!(limits.check(other).is_ok(), "another /64 has its own");
+        let mapped: IpAddr = "::ffff:192.0.2.7".parse().unwrap();
+        assert_eq!(bucket(mapped), "192.0.2.7".parse::<IpAddr>().unwrap());
     }
 }

@@ -5,14 +5,14 @@ use crate::config::{Config, ConfigError};
 use crate::limit::{ClientIp, IpLimits};
 use axum::Router;
 use hyper::body::Incoming;
-use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
-use tokio::sync::watch;
+use tokio::sync::{Semaphore, watch};
 use tokio_rustls::TlsAcceptor;
 use tokio_rustls::rustls;
 use tower::ServiceExt;
@@ -21,6 +21,13 @@ use tower::ServiceExt;
 const DRAIN: Duration = Duration::from_secs(5);
 /// A TLS handshake that takes longer than this is dropped.
 const HANDSHAKE: Duration = Duration::from_secs(10);
+/// HTTP/1.1 request headers must arrive within this.
+const HEADER_READ: Duration = Duration::from_secs(30);
+/// HTTP/2 pings on idle connections, and how long a ping may go unanswered.
+const KEEPALIVE: Duration = Duration::from_secs(30);
+const KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(10);
+/// Open connections at most (beyond this, new ones are closed at once).
+const MAX_CONNECTIONS: usize = 10_000;
 
 /// A started gateway.
 pub struct Running {
@@ -69,9 +76,22 @@ async fn accept_loop(
     limits: IpLimits,
     mut stopped: watch::Receiver<bool>,
 ) {
-    let builder = Arc::new(auto::Builder::new(TokioExecutor::new()));
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    // A client that never finishes its headers, or an idle HTTP/2 peer that
+    // stopped answering, does not hold a connection for ever.
+    builder.http1().timer(TokioTimer::new()).header_read_timeout(HEADER_READ);
+    builder.http2().timer(TokioTimer::new()).keep_alive_interval(KEEPALIVE).keep_alive_timeout(KEEPALIVE_TIMEOUT);
+    let builder = Arc::new(builder);
+    let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
+    // The limiter's sweep runs beside the accept loop, never in its way.
+    let sweeper = tokio::spawn(async move {
+        let mut every = tokio::time::interval(Duration::from_secs(60));
+        loop {
+            every.tick().await;
+            limits.forget_idle();
+        }
+    });
     let graceful = GracefulShutdown::new();
-    let mut sweep = tokio::time::interval(Duration::from_secs(60));
     loop {
         let (stream, peer) = tokio::select! {
             accepted = listener.accept() => match accepted {
@@ -83,8 +103,11 @@ async fn accept_loop(
                     continue;
                 }
             },
-            _ = sweep.tick() => { limits.forget_idle(); continue; }
             _ = stopped.changed() => break,
+        };
+        let Ok(slot) = slots.clone().try_acquire_owned() else {
+            tracing::warn!(%peer, "{MAX_CONNECTIONS} connections open; refusing one");
+            continue;
         };
         let _ = stream.set_nodelay(true);
         let router = router.clone();
@@ -98,6 +121,7 @@ async fn accept_loop(
                 let conn = builder.serve_connection(TokioIo::new(stream), service).into_owned();
                 let conn = graceful.watch(conn);
                 tokio::spawn(async move {
+                    let _slot = slot;
                     if let Err(e) = conn.await {
                         tracing::debug!(%peer, error = %e, "connection ended");
                     }
@@ -107,6 +131,7 @@ async fn accept_loop(
                 let acceptor = acceptor.clone();
                 let watcher = graceful.watcher();
                 tokio::spawn(async move {
+                    let _slot = slot;
                     let stream = match tokio::time::timeout(HANDSHAKE, acceptor.accept(stream)).await {
                         Ok(Ok(s)) => s,
                         Ok(Err(e)) => return tracing::debug!(%peer, error = %e, "TLS handshake failed"),
@@ -121,8 +146,9 @@ async fn accept_loop(
         }
     }
     drop(listener);
+    sweeper.abort();
     if tokio::time::timeout(DRAIN, graceful.shutdown()).await.is_err() {
-        tracing::info!("connections still open after {DRAIN:?}; closing them");
+        tracing::info!("connections still open after {DRAIN:?}; leaving them to the process exit");
     }
 }
 

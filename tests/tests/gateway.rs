@@ -227,11 +227,43 @@ async fn panel_files_single_page_routes_and_security_headers() {
     }
     let post = Request::post("/nodes").body(Empty::new()).unwrap();
     assert_eq!(gw.http(post).await.0.status, StatusCode::METHOD_NOT_ALLOWED);
+    // Native gRPC is not forwarded (node sessions and the rest go to the coordinator directly).
+    let native = Request::post("/fog.v1.NodeService/Session")
+        .header(header::CONTENT_TYPE, "application/grpc")
+        .body(Empty::new())
+        .unwrap();
+    assert_eq!(gw.http(native).await.0.status, StatusCode::UNSUPPORTED_MEDIA_TYPE);
+    let pathless = Request::post("/fog.v1.NodeService")
+        .header(header::CONTENT_TYPE, "application/grpc-web+proto")
+        .body(Empty::new())
+        .unwrap();
+    assert_eq!(gw.http(pathless).await.0.status, StatusCode::UNSUPPORTED_MEDIA_TYPE);
 
     let (parts, body) = gw.get("/healthz").await;
     assert_eq!((parts.status, &body[..]), (StatusCode::OK, &b"ok\n"[..]));
     let (parts, _) = gw.get("/readyz").await;
     assert_eq!(parts.status, StatusCode::OK, "coordinator reachable");
+}
+
+#[tokio::test]
+async fn grpc_web_answers_are_never_compressed() {
+    let coord = Coord::start().await;
+    let gw = Gateway::in_front_of(&coord, |_| {}).await;
+    // A hand-made grpc-web call: one uncompressed frame holding an empty GetSystemStatusRequest.
+    let client: Client<HttpConnector, http_body_util::Full<Bytes>> = Client::builder(TokioExecutor::new()).build_http();
+    let req = Request::post(format!("http://{}/fog.v1.SystemService/GetSystemStatus", gw.addr))
+        .header(header::CONTENT_TYPE, "application/grpc-web+proto")
+        .header(header::ACCEPT_ENCODING, "gzip")
+        .header(header::AUTHORIZATION, format!("Bearer {}", coord.admin_token))
+        .body(http_body_util::Full::new(Bytes::from_static(&[0, 0, 0, 0, 0])))
+        .unwrap();
+    let res = client.request(req).await.expect("grpc-web call");
+    assert_eq!(res.status(), StatusCode::OK);
+    assert!(!res.headers().contains_key(header::CONTENT_ENCODING), "{:?}", res.headers());
+    let body = res.into_body().collect().await.expect("body").to_bytes();
+    // A data frame (flag 0) with the status, then the trailers frame (flag 0x80) saying OK.
+    assert_eq!(body[0], 0, "{body:?}");
+    assert!(String::from_utf8_lossy(&body).contains("grpc-status:0"), "{body:?}");
 }
 
 #[tokio::test]

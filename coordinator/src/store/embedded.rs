@@ -83,7 +83,11 @@ impl RedbStore {
     pub fn open(dir: &Path) -> Result<RedbStore, StoreError> {
         create_dir(dir)?;
         let path: PathBuf = dir.join(FILE_NAME);
+        let fresh = !path.exists();
         create_file(&path)?;
+        if fresh {
+            super::wal::sync_dir(dir).map_err(|e| io_error(dir, e))?;
+        }
         let db = Database::create(&path).map_err(|e| redb_error(&path, e))?;
         // The log is opened after redb, whose file lock keeps a second process out of both.
         let (wal, logged) = Wal::open(dir)?;
@@ -138,13 +142,19 @@ impl RedbStore {
 
 impl Inner {
     fn lock(&self) -> std::sync::MutexGuard<'_, Log> {
-        // A panic while holding the lock leaves nothing half-done that the
-        // `failed` flag does not already cover.
-        self.log.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        // A panic while holding the lock may have left a batch in redb's
+        // memory without its log record: stop writing, as after a log failure.
+        self.log.lock().unwrap_or_else(|poisoned| {
+            let mut log = poisoned.into_inner();
+            log.failed.get_or_insert_with(|| "a store call panicked".into());
+            log
+        })
     }
 
     fn commit(&self, batch: Vec<Mutation>) -> Result<(), StoreError> {
         let batch: Vec<Encoded> = batch.into_iter().map(Encoded::from_mutation).collect();
+        // Refused before anything is applied: the log could not hold it.
+        super::wal::check_size(&batch)?;
         let mut log = self.lock();
         if let Some(why) = &log.failed {
             return Err(StoreError::Backend(format!(
@@ -162,12 +172,22 @@ impl Inner {
         apply().map_err(|e| redb_error(&self.path, e))?;
         let wal_path = self.path.with_file_name(super::wal::FILE_NAME);
         if let Err(e) = log.wal.append(&batch) {
+            // The record may have reached the page cache before the sync
+            // failed (Linux reports a failed writeback once, then forgets the
+            // pages' state): its outcome is unknown, so say so, and write
+            // nothing more — the same stance etcd and PostgreSQL take.
             tracing::error!(error = %e, "store log append failed; refusing further writes");
             log.failed = Some(e.to_string());
-            return Err(io_error(&wal_path, e));
+            return Err(StoreError::Backend(format!(
+                "{}: the last write may or may not be stored; the store accepts no more writes until the coordinator restarts",
+                io_error(&wal_path, e)
+            )));
         }
-        if log.wal.len() >= CHECKPOINT_BYTES {
-            Self::checkpoint_locked(&self.db, &self.path, &mut log)?;
+        if log.wal.len() >= CHECKPOINT_BYTES
+            && let Err(e) = Self::checkpoint_locked(&self.db, &self.path, &mut log)
+        {
+            // The batch is durable in the log; the checkpoint is retried.
+            tracing::warn!(error = %e, "store checkpoint failed; will retry");
         }
         Ok(())
     }
@@ -191,7 +211,14 @@ impl Inner {
         durable().map_err(|e| redb_error(path, e))?;
         // Only now is the log redundant. A crash before the reset replays
         // batches redb already has: puts and deletes in order, same result.
-        log.wal.reset().map_err(|e| io_error(&path.with_file_name(super::wal::FILE_NAME), e))
+        if let Err(e) = log.wal.reset() {
+            // A header that reached the page cache but not the disk would
+            // hide every later record after a crash: write nothing more
+            // (redb is durable up to here, so a restart is clean).
+            log.failed = Some(format!("log reset: {e}"));
+            return Err(io_error(&path.with_file_name(super::wal::FILE_NAME), e));
+        }
+        Ok(())
     }
 }
 

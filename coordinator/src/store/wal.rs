@@ -127,6 +127,25 @@ fn decode_batch(mut p: &[u8]) -> Option<Vec<Encoded>> {
     Some(batch)
 }
 
+/// Refuses a batch the log could not hold (lengths are u32, a record at most
+/// [`MAX_RECORD`]), before anything is applied.
+pub fn check_size(batch: &[Encoded]) -> Result<(), StoreError> {
+    let mut total = 0usize;
+    for m in batch {
+        let (key, value) = m.parts();
+        if key.len() > u32::MAX as usize || value.len() > u32::MAX as usize {
+            return Err(StoreError::Invalid(format!("record {key:?} is larger than 4 GiB")));
+        }
+        total += 9 + key.len() + value.len();
+    }
+    if total > MAX_RECORD {
+        return Err(StoreError::Invalid(format!(
+            "batch of {total} bytes is larger than the log's {MAX_RECORD}-byte records"
+        )));
+    }
+    Ok(())
+}
+
 /// Checks that a logged value decodes, so replay never stores garbage.
 pub fn check_value(m: &Encoded) -> Result<(), StoreError> {
     let bad = |what: &str, key: &str, e: prost::DecodeError| StoreError::Corrupt(format!("logged {what} {key:?}: {e}"));
@@ -161,11 +180,19 @@ impl Wal {
     pub fn open(dir: &Path) -> Result<(Wal, Vec<Vec<Encoded>>), StoreError> {
         let path = dir.join(FILE_NAME);
         let io = |e: io::Error| super::embedded::io_error(&path, e);
+        let existed = path.exists();
         let mut file = open_private(&path).map_err(io)?;
+        if !existed {
+            // The new file's directory entry must survive a crash too.
+            sync_dir(dir).map_err(io)?;
+        }
         let mut bytes = Vec::new();
         file.read_to_end(&mut bytes).map_err(io)?;
         let (start_seq, batches, end) = if bytes.len() >= HEADER as usize && &bytes[..8] == MAGIC {
             let start = u64::from_le_bytes(bytes[8..16].try_into().unwrap_or_default());
+            if start > u64::MAX / 2 {
+                return Err(StoreError::Corrupt(format!("{}: impossible start sequence {start}", path.display())));
+            }
             let (batches, end) = read_records(&bytes, start);
             (start, batches, end)
         } else if bytes.iter().all(|b| *b == 0) {
@@ -186,9 +213,19 @@ impl Wal {
     /// Appends one batch and syncs it: once this returns `Ok`, the batch survives a crash.
     pub fn append(&mut self, batch: &[Encoded]) -> io::Result<()> {
         encode_batch(self.next_seq, batch, &mut self.buf);
-        self.file.seek(SeekFrom::Start(self.end))?;
-        self.file.write_all(&self.buf)?;
-        self.file.sync_data()?;
+        let written = self
+            .file
+            .seek(SeekFrom::Start(self.end))
+            .and_then(|_| self.file.write_all(&self.buf))
+            .and_then(|_| self.file.sync_data());
+        if let Err(e) = written {
+            // Best effort: blank the record's header so that, if the disk
+            // works again, a restart does not replay a batch reported failed.
+            let _ = self.file.seek(SeekFrom::Start(self.end));
+            let _ = self.file.write_all(&[0; RECORD_HEADER]);
+            let _ = self.file.sync_data();
+            return Err(e);
+        }
         self.end += self.buf.len() as u64;
         self.next_seq += 1;
         if self.buf.capacity() > 1 << 20 {
@@ -265,6 +302,15 @@ fn read_records(bytes: &[u8], start_seq: u64) -> (Vec<Vec<Encoded>>, u64) {
         seq += 1;
     }
     (batches, at as u64)
+}
+
+/// Makes a directory's entries (a file just created in it) durable.
+pub(super) fn sync_dir(dir: &Path) -> io::Result<()> {
+    #[cfg(unix)]
+    File::open(dir)?.sync_all()?;
+    #[cfg(not(unix))]
+    let _ = dir;
+    Ok(())
 }
 
 #[cfg(unix)]
