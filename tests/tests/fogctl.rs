@@ -123,3 +123,18 @@ async fn fogctl_submits_waits_lists_and_reports_errors_with_exit_codes() {
     let o = fogctl(&format!("http://127.0.0.1:{port}"), &["status"]).await;
     assert_eq!(o.status.code(), Some(3), "{}", text(&o));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fogctl_submit_count_paces_itself_under_the_write_limit() {
+    // 40 submits against 5 writes/s (burst 10): without pacing, most would fail.
+    let c = Coord::start_with(|cfg| cfg.auth.limits.write_rps = 5).await;
+    let url = format!("http://{}", c.running.as_ref().unwrap().addr);
+    let _nodes = c.nodes("paced", 2, 4000);
+    c.wait_healthy(2).await;
+    let o = fogctl_stdin(&url, &["login", "-u", "admin", "--password-stdin"], &format!("{ADMIN_PASSWORD}\n")).await;
+    assert!(o.status.success(), "{}", text(&o));
+    let o = fogctl(&url, &["tasks", "submit", "--echo", "paced", "--count", "40"]).await;
+    assert!(o.status.success(), "{}", text(&o));
+    let ids: Vec<&str> = std::str::from_utf8(&o.stdout).unwrap().lines().filter(|l| l.starts_with("t-")).collect();
+    assert_eq!(ids.len(), 40, "{}", text(&o));
+}

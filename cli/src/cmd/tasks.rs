@@ -144,6 +144,34 @@ fn state_name(state: i32) -> String {
     short!(TaskState, state, "TASK_STATE_")
 }
 
+/// How long `submit_paced` keeps waiting out the coordinator's rate limit.
+const PACED_FOR: Duration = Duration::from_secs(60);
+
+/// Submits one task, waiting out the coordinator's rate limit: a limited call
+/// was refused before it did anything (and `--count` copies carry request ids
+/// when asked to), so it is safe to send again after the delay the
+/// coordinator names in `RetryInfo`. Other errors return at once.
+async fn submit_paced(
+    client: &mut Client,
+    request: SubmitTaskRequest,
+) -> Result<fog_proto::v1::SubmitTaskResponse, tonic::Status> {
+    use tonic_types::StatusExt;
+    let give_up = std::time::Instant::now() + PACED_FOR;
+    loop {
+        match client.submit_task(request.clone()).await {
+            Err(s) if s.code() == tonic::Code::ResourceExhausted && std::time::Instant::now() < give_up => {
+                let wait = s
+                    .get_details_retry_info()
+                    .and_then(|r| r.retry_delay)
+                    .unwrap_or(Duration::from_millis(200))
+                    .clamp(Duration::from_millis(1), Duration::from_secs(5));
+                tokio::time::sleep(wait).await;
+            }
+            other => return other.map(tonic::Response::into_inner),
+        }
+    }
+}
+
 async fn submit(ctx: &Ctx, client: &mut Client, args: SubmitArgs) -> Result<ExitCode, CliError> {
     let spec = build_spec(&args.spec);
     let mut tasks = Vec::with_capacity(args.count as usize);
@@ -152,7 +180,7 @@ async fn submit(ctx: &Ctx, client: &mut Client, args: SubmitArgs) -> Result<Exit
             spec: Some(spec.clone()),
             request_id: request_id_for(args.request_id.as_deref(), i, args.count),
         };
-        let task = client.submit_task(request).await.map_err(|s| ctx.status(s))?.into_inner().task.unwrap_or_default();
+        let task = submit_paced(client, request).await.map_err(|s| ctx.status(s))?.task.unwrap_or_default();
         if !args.wait {
             match ctx.format {
                 OutputFormat::Json => println!("{}", serde_json::to_string(&task.to_json()).unwrap_or_default()),
