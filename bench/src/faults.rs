@@ -256,7 +256,7 @@ async fn serving(coord: &Coord, t0: Instant) -> anyhow::Result<f64> {
 enum Stop {
     /// SIGTERM: the coordinator drains and closes its store.
     Graceful,
-    /// SIGKILL: a crash; the store is repaired when it is opened again.
+    /// SIGKILL: a crash; the store replays its log onto the last checkpoint when opened again.
     Crash,
 }
 
@@ -345,7 +345,7 @@ pub async fn restart(dir: &std::path::Path, nodes: usize, tasks: usize) -> anyho
         "| restart with {nodes} nodes and {tasks} tasks in the store ({:.0} MiB, seeded in {seeded:.0} s) | serving after | every node back after | peak session opens | target |\n|---|---:|---:|---:|---|\n\
          | first start (no fleet yet) | {cold:.2} s | | | ≤ 3 s |\n\
          | SIGTERM, start again (upgrade) | **{:.2} s** | **{:.1} s** | {} /s | ≤ 3 s, ≤ 15 s |\n\
-         | SIGKILL, start again (crash: the store is repaired on open) | **{:.2} s** | **{:.1} s** | {} /s | ≤ 3 s, ≤ 15 s |\n\
+         | SIGKILL, start again (crash: the log is replayed on open) | **{:.2} s** | **{:.1} s** | {} /s | ≤ 3 s, ≤ 15 s |\n\
          \nTimes count from the stop signal. Nodes reconnect with full-jitter backoff (0.5 s doubling, capped at 10 s). \
          The old process had exited {:.2} s after SIGTERM. The coordinator's own account (`fog::lifecycle` log lines, in order):\n\n```text\n{}```\n",
         size as f64 / (1024.0 * 1024.0),
