@@ -69,7 +69,11 @@ pub async fn detect(dir: &std::path::Path, nodes: usize, victims: usize) -> anyh
             }
         }
     });
-    // One long task per node, least-loaded spreads them one per node.
+    // One long task per node. Each reserves 1.5 cores: at least 19 % of any
+    // demo node (2 to 8 cores), above the 15–17 % an idle simulated node
+    // reports, so least-loaded puts exactly one on every node whatever the
+    // heartbeat noise (with tiny tasks the noise decided, and some nodes got
+    // several while others got none).
     let mut tasks = coord.tasks(coord.channels(1).await?.remove(0));
     let mut watch = tasks.watch_tasks(fog::WatchTasksRequest::default()).await?.into_inner();
     let s = seen.clone();
@@ -91,7 +95,7 @@ pub async fn detect(dir: &std::path::Path, nodes: usize, victims: usize) -> anyh
             workload: Some(fog::task_spec::Workload::Builtin(fog::BuiltinTask {
                 kind: Some(fog::builtin_task::Kind::SleepMs(600_000)),
             })),
-            resources: Some(fog::Resources { cpu_millis: 1, memory_mb: 1, storage_mb: 0, gpus: 0 }),
+            resources: Some(fog::Resources { cpu_millis: 1500, memory_mb: 1, storage_mb: 0, gpus: 0 }),
             ..Default::default()
         };
         tasks.submit_task(fog::SubmitTaskRequest { spec: Some(spec), ..Default::default() }).await?;
