@@ -119,6 +119,10 @@ pub struct Flags {
     /// Log as JSON lines instead of human text.
     #[arg(long, env = "FOG_LOG_JSON", default_value_t = false)]
     pub log_json: bool,
+    /// Serve Prometheus metrics (OpenMetrics text, `GET /metrics`) on this
+    /// address, plain HTTP; off by default. Keep it on a private network.
+    #[arg(long, env = "FOG_METRICS_LISTEN")]
+    pub metrics_listen: Option<SocketAddr>,
 }
 
 /// Validated configuration.
@@ -146,6 +150,8 @@ pub struct Config {
     pub shutdown_grace: Duration,
     /// JSON logs.
     pub log_json: bool,
+    /// Prometheus metrics address (off when None).
+    pub metrics_listen: Option<SocketAddr>,
     /// Users, tokens and limits.
     pub auth: crate::auth::AuthSettings,
 }
@@ -301,6 +307,7 @@ impl Config {
             watch_buffer: f.watch_buffer,
             shutdown_grace: f.shutdown_grace,
             log_json: f.log_json,
+            metrics_listen: f.metrics_listen,
         })
     }
 

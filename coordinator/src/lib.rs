@@ -11,5 +11,6 @@ pub mod config;
 pub mod convert;
 pub mod engine;
 pub mod identity;
+pub mod metrics;
 pub mod server;
 pub mod store;

@@ -6,7 +6,9 @@ use crate::auth::{AuthLayer, Limits};
 use crate::config::{Config, TlsSettings};
 use crate::engine::{Engine, EngineConfig, EngineHandle};
 use crate::identity::{CertificateAuthority, IdentityContext};
-use crate::store::{Mutation, RedbStore, Snapshot, Store, spawn_writer};
+use crate::metrics::Metrics;
+use crate::metrics::grpc::GrpcMetricsLayer;
+use crate::store::{Mutation, RedbStore, Snapshot, Store, spawn_writer_timed};
 use fog_proto::v1::auth_service_server::AuthServiceServer;
 use fog_proto::v1::fleet_service_server::FleetServiceServer;
 use fog_proto::v1::node_service_server::NodeServiceServer;
@@ -23,6 +25,8 @@ use tracing::{info, warn};
 pub struct Running {
     /// The address gRPC is served on.
     pub addr: SocketAddr,
+    /// The address Prometheus metrics are served on, if enabled.
+    pub metrics_addr: Option<SocketAddr>,
     /// The engine, for in-process callers.
     pub engine: EngineHandle,
     shutdown: CancellationToken,
@@ -59,9 +63,11 @@ pub async fn start(cfg: Config) -> anyhow::Result<Running> {
         (Some(tls), Some(ctx)) => Some(server_tls(tls, ctx)?),
         _ => None,
     };
-    let (writer, writer_task) = spawn_writer(store, 8192);
+    let metrics = Arc::new(Metrics::new());
+    let (writer, writer_task) = spawn_writer_timed(store, 8192, Some(metrics.store_commit.clone()));
     let mut ecfg = EngineConfig::from(&cfg);
     ecfg.identity = identity.clone();
+    ecfg.metrics = metrics.clone();
     let session_queue = ecfg.session_queue;
     let (engine, engine_task) = Engine::start(ecfg, snapshot, writer);
 
@@ -75,11 +81,19 @@ pub async fn start(cfg: Config) -> anyhow::Result<Running> {
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
         .build_v1()?;
 
-    let limits = Arc::new(Limits::new(cfg.auth.limits.clone()));
+    let limits = Arc::new(Limits::new(cfg.auth.limits.clone()).with_metrics(metrics.clone()));
     let auth_layer = AuthLayer::new(engine.auth_view(), limits.clone());
 
     let listener = tokio::net::TcpListener::bind(cfg.listen).await?;
     let addr = listener.local_addr()?;
+    let metrics_listener = match cfg.metrics_listen {
+        Some(at) => Some(
+            tokio::net::TcpListener::bind(at)
+                .await
+                .map_err(|e| anyhow::anyhow!("cannot serve metrics on {at}: {e}"))?,
+        ),
+        None => None,
+    };
     let shutdown = CancellationToken::new();
     let stop = shutdown.clone();
     let mut builder = tonic::transport::Server::builder();
@@ -98,6 +112,8 @@ pub async fn start(cfg: Config) -> anyhow::Result<Running> {
         // A unary call (or a stream's opening) that takes longer is cut off: a
         // client that never sends its body cannot hold a slot for ever.
         .timeout(Duration::from_secs(30))
+        // Outermost: every call is counted, refused ones with their code.
+        .layer(GrpcMetricsLayer::new(metrics.clone()))
         // Every request passes the auth layer: policy, credentials, roles, limits.
         .layer(auth_layer)
         .add_service(health)
@@ -123,6 +139,20 @@ pub async fn start(cfg: Config) -> anyhow::Result<Running> {
     // responses waited out the peer's 40 ms delayed ACK: submit p99 was 44 ms.)
     let incoming = tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true));
     let server = tokio::spawn(router.serve_with_incoming_shutdown(incoming, async move { stop.cancelled().await }));
+    let metrics_addr = match metrics_listener {
+        Some(listener) => {
+            let bound = listener.local_addr()?;
+            let (engine, stop) = (engine.clone(), shutdown.clone());
+            tokio::spawn(async move {
+                if let Err(e) = crate::metrics::serve(listener, metrics, engine, stop).await {
+                    warn!(error = %e, "metrics server stopped");
+                }
+            });
+            info!(addr = %bound, "serving Prometheus metrics on http://{bound}/metrics");
+            Some(bound)
+        }
+        None => None,
+    };
     let evict = shutdown.clone();
     tokio::spawn(async move {
         let mut every = tokio::time::interval(Duration::from_secs(60));
@@ -134,7 +164,7 @@ pub async fn start(cfg: Config) -> anyhow::Result<Running> {
         }
     });
     info!(target: "fog::lifecycle", %addr, took_ms = started.elapsed().as_millis() as u64, "coordinator serving");
-    Ok(Running { addr, engine, shutdown, server, engine_task, writer_task, grace: cfg.shutdown_grace })
+    Ok(Running { addr, metrics_addr, engine, shutdown, server, engine_task, writer_task, grace: cfg.shutdown_grace })
 }
 
 impl Running {

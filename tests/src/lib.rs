@@ -5,6 +5,7 @@
 
 pub mod identity;
 pub mod process;
+pub mod prometheus;
 pub mod raw;
 
 use fog_coordinator::auth::Role;

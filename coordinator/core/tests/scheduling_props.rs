@@ -256,6 +256,18 @@ proptest! {
         let mut sched = Scheduler::new(model.clone());
         let pool = deciding(&t, &needs, &exclude);
         let got = sched.place(&t, &needs, &exclude);
+        // A timing probe (metrics) sees each decision once, under the strategy applied, and changes none.
+        let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let probe_seen = seen.clone();
+        let mut probed = Scheduler::new(model.clone()).with_probe(Arc::new(move |s, _| probe_seen.lock().unwrap().push(s)));
+        prop_assert_eq!(probed.place(&t, &needs, &exclude), got);
+        let keyless = needs.affinity_key.as_deref().is_none_or(str::is_empty);
+        let applied = match needs.strategy {
+            Routing::Affinity if keyless => Routing::LeastLoaded,
+            Routing::Proximity if needs.origin.is_none() => Routing::LeastLoaded,
+            s => s,
+        };
+        prop_assert_eq!(seen.lock().unwrap().clone(), vec![applied]);
         let Some(s) = got else {
             prop_assert!(pool.is_empty(), "None although {} node(s) fit", pool.len());
             return Ok(());
@@ -265,11 +277,7 @@ proptest! {
         let e = node(&t, s);
         prop_assert!(check_fit(e, &needs).is_ok());
         prop_assert!(e.privacy_ceiling() >= needs.privacy);
-        let keyless = needs.affinity_key.as_deref().is_none_or(str::is_empty);
-        let least_loaded = needs.strategy == Routing::LeastLoaded
-            || (needs.strategy == Routing::Affinity && keyless)
-            || (needs.strategy == Routing::Proximity && needs.origin.is_none());
-        if least_loaded {
+        if applied == Routing::LeastLoaded {
             let min = pool.iter().map(|&p| node(&t, p).load()).fold(f64::INFINITY, f64::min);
             prop_assert_eq!(e.load(), min);
         }

@@ -75,8 +75,10 @@ impl Default for LimitSettings {
 /// Why a request was refused, and when to retry.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Exhausted {
-    /// What ran out.
+    /// What ran out, for people.
     pub what: &'static str,
+    /// The same, as a metric label (`fog_rate_limited_requests_total{limit}`).
+    pub limit: &'static str,
     /// Earliest useful retry.
     pub retry_after: Duration,
 }
@@ -102,6 +104,7 @@ pub struct Limits {
     inflight_by: DashMap<String, Arc<Semaphore>>,
     streams: DashMap<String, Arc<Semaphore>>,
     clock: DefaultClock,
+    metrics: Arc<crate::metrics::Metrics>,
 }
 
 impl std::fmt::Debug for Limits {
@@ -131,24 +134,36 @@ impl Limits {
             streams: DashMap::new(),
             clock: DefaultClock::default(),
             settings,
+            metrics: Arc::default(),
         }
+    }
+
+    /// Counts refusals in `metrics`.
+    pub fn with_metrics(mut self, metrics: Arc<crate::metrics::Metrics>) -> Limits {
+        self.metrics = metrics;
+        self
+    }
+
+    fn refused(&self, what: &'static str, limit: &'static str, retry_after: Duration) -> Exhausted {
+        self.metrics.limited(limit);
+        Exhausted { what, limit, retry_after }
     }
 
     fn check<K: std::hash::Hash + Eq + Clone>(
         &self,
         l: &DefaultKeyedRateLimiter<K>,
         key: &K,
-        what: &'static str,
+        (what, limit): (&'static str, &'static str),
     ) -> Result<(), Exhausted> {
-        l.check_key(key).map_err(|n| Exhausted { what, retry_after: n.wait_time_from(self.clock.now()) })
+        l.check_key(key).map_err(|n| self.refused(what, limit, n.wait_time_from(self.clock.now())))
     }
 
     /// The per-address budget of a request before authentication.
     pub fn check_address(&self, ip: IpAddr, budget: Budget) -> Result<(), Exhausted> {
         let ip = address(ip);
         match budget {
-            Budget::Node => self.check(&self.node, &ip, "node requests per address"),
-            _ => self.check(&self.per_ip, &ip, "requests per address"),
+            Budget::Node => self.check(&self.node, &ip, ("node requests per address", "node_per_address")),
+            _ => self.check(&self.per_ip, &ip, ("requests per address", "per_address")),
         }
     }
 
@@ -156,9 +171,9 @@ impl Limits {
     pub fn check_identity(&self, subject: &str, budget: Budget) -> Result<(), Exhausted> {
         let key = subject.to_string();
         match budget {
-            Budget::Read => self.check(&self.read, &key, "reads per identity"),
-            Budget::Write => self.check(&self.write, &key, "writes per identity"),
-            Budget::Watch => self.check(&self.watch, &key, "watch opens per identity"),
+            Budget::Read => self.check(&self.read, &key, ("reads per identity", "reads_per_identity")),
+            Budget::Write => self.check(&self.write, &key, ("writes per identity", "writes_per_identity")),
+            Budget::Watch => self.check(&self.watch, &key, ("watch opens per identity", "watch_opens_per_identity")),
             Budget::Public | Budget::PublicStream | Budget::Node => Ok(()),
         }
     }
@@ -169,9 +184,13 @@ impl Limits {
     /// addresses, against guessing from many.
     pub fn check_sign_in(&self, ip: Option<IpAddr>, username: &str) -> Result<(), Exhausted> {
         let from = ip.map(|ip| address(ip).to_string()).unwrap_or_default();
-        self.check(&self.sign_in, &format!("ip:{from}"), "sign-in attempts per address")?;
-        self.check(&self.sign_in, &format!("user:{username}@{from}"), "sign-in attempts per username and address")?;
-        self.check(&self.sign_in_user, &username.to_string(), "sign-in attempts per username")
+        self.check(&self.sign_in, &format!("ip:{from}"), ("sign-in attempts per address", "sign_in_per_address"))?;
+        self.check(
+            &self.sign_in,
+            &format!("user:{username}@{from}"),
+            ("sign-in attempts per username and address", "sign_in_per_user_address"),
+        )?;
+        self.check(&self.sign_in_user, &username.to_string(), ("sign-in attempts per username", "sign_in_per_user"))
     }
 
     /// A slot to hash a password in; `None` when all are busy (shed).
@@ -182,11 +201,11 @@ impl Limits {
     /// Slots for one unary request of `subject`: its own cap first (so one
     /// identity cannot take every slot), then the coordinator's (shed when full).
     pub fn inflight_slots(&self, subject: &str) -> Result<Vec<OwnedSemaphorePermit>, Exhausted> {
-        let own = keyed_slot(&self.inflight_by, subject, self.settings.max_inflight_per_identity)
-            .ok_or(Exhausted { what: "requests in flight per identity", retry_after: Duration::from_millis(100) })?;
-        let all = self.inflight.clone().try_acquire_owned().map_err(|_| Exhausted {
-            what: "requests in flight (coordinator overloaded)",
-            retry_after: Duration::from_millis(100),
+        let own = keyed_slot(&self.inflight_by, subject, self.settings.max_inflight_per_identity).ok_or_else(|| {
+            self.refused("requests in flight per identity", "inflight_per_identity", Duration::from_millis(100))
+        })?;
+        let all = self.inflight.clone().try_acquire_owned().map_err(|_| {
+            self.refused("requests in flight (coordinator overloaded)", "inflight", Duration::from_millis(100))
         })?;
         Ok(vec![own, all])
     }
@@ -195,7 +214,7 @@ impl Limits {
     /// address's public streams), held for the stream's life.
     pub fn stream_slot(&self, key: &str) -> Result<OwnedSemaphorePermit, Exhausted> {
         keyed_slot(&self.streams, key, self.settings.max_watches)
-            .ok_or(Exhausted { what: "open streams per identity or address", retry_after: Duration::from_secs(1) })
+            .ok_or_else(|| self.refused("open streams per identity or address", "streams", Duration::from_secs(1)))
     }
 
     /// Forgets keys that have not been limited recently and identities with no open watch.

@@ -135,6 +135,8 @@ pub enum Command {
     History(usize, Reply<Vec<pb::AggregateSnapshot>>),
     /// System status.
     Status(Reply<pb::GetSystemStatusResponse>),
+    /// The state a metrics scrape reads.
+    Metrics(Reply<crate::metrics::StateSample>),
     /// Stop: flush what is pending and end the engine task.
     Shutdown,
     /// Store a new join token (its record; the secret is never stored).
@@ -200,6 +202,9 @@ impl Engine {
             }
             Command::Status(reply) => {
                 let _ = reply.send(Ok(self.system_status(now)));
+            }
+            Command::Metrics(reply) => {
+                let _ = reply.send(Ok(self.metrics_sample(now)));
             }
             Command::CreateToken(record, reply) => self.create_token(record, reply),
             Command::Join { token, node_name, csr_der, reply } => self.join(token, node_name, csr_der, reply),

@@ -61,6 +61,8 @@ pub struct EngineConfig {
     pub identity: Option<Arc<crate::identity::IdentityContext>>,
     /// Token lifetimes and names.
     pub auth: crate::auth::AuthSettings,
+    /// Where the engine records what it counts.
+    pub metrics: Arc<crate::metrics::Metrics>,
 }
 
 impl EngineConfig {
@@ -75,6 +77,7 @@ impl EngineConfig {
             session_queue: 1024,
             identity: None,
             auth: cfg.auth.clone(),
+            metrics: Arc::default(),
         }
     }
 }
@@ -129,6 +132,18 @@ impl EngineHandle {
     /// Subscribes to topology events.
     pub fn subscribe_topology(&self) -> broadcast::Receiver<Arc<topology::Event>> {
         self.topo_events.subscribe()
+    }
+
+    /// The engine's state for a metrics scrape.
+    pub async fn metrics_sample(&self) -> Result<crate::metrics::StateSample, crate::api::ApiError> {
+        let (reply, rx) = tokio::sync::oneshot::channel();
+        self.send(Command::Metrics(reply)).await?;
+        rx.await.map_err(crate::api::error::engine_gone)?
+    }
+
+    /// Open watch streams: (topology, tasks).
+    pub fn watcher_counts(&self) -> (usize, usize) {
+        (self.topo_events.receiver_count(), self.task_events.receiver_count())
     }
 
     /// This run's topology epoch.
@@ -218,7 +233,10 @@ impl Engine {
         let mut engine = Engine {
             nodes: NodeTable::new(),
             tasks: TaskBook::new(),
-            scheduler: Scheduler::new(LatencyModel::default()),
+            scheduler: Scheduler::new(LatencyModel::default()).with_probe({
+                let metrics = cfg.metrics.clone();
+                Arc::new(move |strategy, took| metrics.decision(strategy, took))
+            }),
             liveness: LivenessDetector::new(cfg.liveness.clone()),
             topo: TopologyLog::new(cfg.topology_retained),
             history: History::new(100),
@@ -405,6 +423,14 @@ impl Engine {
         let (changed, effects) = self.tasks.place_queued(&mut self.nodes, &mut self.scheduler, now);
         if !changed.is_empty() {
             self.stats.record_round(changed.len(), started.elapsed());
+        }
+        for t in changed.iter().filter_map(|id| self.tasks.get(id)) {
+            // First placements only (a re-placed task was placed before).
+            if let (Some(placed_at), Some(met)) = (t.placed_at, t.sla_met)
+                && placed_at == now
+            {
+                self.cfg.metrics.placed(t.params.tier, placed_at.saturating_sub(t.submitted_at), met);
+            }
         }
         self.mark_tasks(changed);
         self.core_effects(effects);

@@ -28,6 +28,38 @@ impl Stats {
 }
 
 impl Engine {
+    pub(super) fn metrics_sample(&self, now: Millis) -> crate::metrics::StateSample {
+        let mut nodes = fog_core::topology::NodeCounts::default();
+        let mut heartbeat_ages = Vec::with_capacity(self.nodes.len());
+        for e in self.nodes.iter() {
+            nodes.add(e.status());
+            if e.liveness != fog_core::registry::Liveness::Offline && e.last_heartbeat > 0 {
+                heartbeat_ages.push(now.saturating_sub(e.last_heartbeat) as f64 / 1000.0);
+            }
+        }
+        let c = self.tasks.counts();
+        crate::metrics::StateSample {
+            nodes: vec![
+                ("active", nodes.active),
+                ("idle", nodes.idle),
+                ("busy", nodes.busy),
+                ("suspect", nodes.suspect),
+                ("offline", nodes.offline),
+                ("maintenance", nodes.maintenance),
+            ],
+            tasks: vec![
+                ("queued", c.queued),
+                ("running", c.running),
+                ("succeeded", c.completed),
+                ("failed", c.failed),
+                ("cancelled", c.cancelled),
+            ],
+            heartbeat_ages,
+            sessions: self.sessions.len() as u64,
+            sla_compliance: if c.placed == 0 { 1.0 } else { (c.sla_met as f64 / c.placed as f64).min(1.0) },
+        }
+    }
+
     pub(super) fn list_tasks(&self, f: &TaskFilter) -> pb::ListTasksResponse {
         let matches = |t: &fog_core::tasks::Task<convert::Spec>| {
             (f.states.is_empty() || f.states.contains(&t.state))

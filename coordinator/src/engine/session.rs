@@ -217,9 +217,12 @@ impl Engine {
     }
 
     fn heartbeat(&mut self, node: &NodeId, state: HeartbeatState, now: Millis) {
-        match self.nodes.heartbeat(node, state, now) {
-            None => return,
-            Some(accepts_work_changed) => self.place_needed |= accepts_work_changed,
+        let Some((accepts_work_changed, previous)) = self.nodes.heartbeat(node, state, now) else { return };
+        self.place_needed |= accepts_work_changed;
+        let metrics = &self.cfg.metrics;
+        metrics.heartbeats.inc();
+        if previous > 0 {
+            metrics.heartbeat_interarrival.observe(now.saturating_sub(previous) as f64 / 1000.0);
         }
         if let Some(t) = self.liveness.heartbeat(node, now) {
             self.apply_transition(t, now);

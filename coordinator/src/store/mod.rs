@@ -14,7 +14,9 @@ pub mod wal;
 pub mod writer;
 
 pub use embedded::{FILE_NAME, RedbStore};
-pub use writer::{Effect, Pending, TrySubmitError, WriterClosed, WriterHandle, WriterStats, spawn_writer};
+pub use writer::{
+    Effect, Pending, TrySubmitError, WriterClosed, WriterHandle, WriterStats, spawn_writer, spawn_writer_timed,
+};
 
 use fog_proto::v1::{Node, Task};
 use std::path::PathBuf;

@@ -154,15 +154,29 @@ impl WriterHandle {
 
 /// Starts the writer task over `store` with room for `queue` batches.
 pub fn spawn_writer(store: Arc<dyn Store>, queue: usize) -> (WriterHandle, tokio::task::JoinHandle<()>) {
+    spawn_writer_timed(store, queue, None)
+}
+
+/// [`spawn_writer`], observing each commit's duration (seconds) in `commit_time`.
+pub fn spawn_writer_timed(
+    store: Arc<dyn Store>,
+    queue: usize,
+    commit_time: Option<prometheus_client::metrics::histogram::Histogram>,
+) -> (WriterHandle, tokio::task::JoinHandle<()>) {
     let (tx, rx) = mpsc::channel(queue.max(1));
     let counters = Arc::new(Counters::default());
     let backend = store.backend();
     let span = tracing::info_span!("store_writer", backend);
-    let task = tokio::spawn(run(store, rx, counters.clone()).instrument(span));
+    let task = tokio::spawn(run(store, rx, counters.clone(), commit_time).instrument(span));
     (WriterHandle { tx, counters, backend }, task)
 }
 
-async fn run(store: Arc<dyn Store>, mut rx: mpsc::Receiver<Job>, counters: Arc<Counters>) {
+async fn run(
+    store: Arc<dyn Store>,
+    mut rx: mpsc::Receiver<Job>,
+    counters: Arc<Counters>,
+    commit_time: Option<prometheus_client::metrics::histogram::Histogram>,
+) {
     while let Some(first) = rx.recv().await {
         let mut size = first.batch.len();
         let mut jobs = vec![first];
@@ -180,7 +194,11 @@ async fn run(store: Arc<dyn Store>, mut rx: mpsc::Receiver<Job>, counters: Arc<C
             Ok(())
         } else {
             let n = batch.len() as u64;
+            let started = std::time::Instant::now();
             let r = store.commit(batch).await.map_err(Arc::new);
+            if let Some(h) = &commit_time {
+                h.observe(started.elapsed().as_secs_f64());
+            }
             counters.commits.fetch_add(1, Ordering::Relaxed);
             counters.mutations.fetch_add(n, Ordering::Relaxed);
             counters.largest_commit.fetch_max(n, Ordering::Relaxed);

@@ -7,7 +7,8 @@
 //! the same decision done by brute force over every node, with reasons.
 //!
 //! What this module is not: it reserves nothing (the caller reserves on the
-//! chosen node through `NodeTable::update`), reads no clock and does no I/O.
+//! chosen node through `NodeTable::update`) and does no I/O. It reads the
+//! clock only to time decisions for an installed [`DecisionProbe`] (metrics).
 //! The only state it keeps is the round-robin cursor.
 
 mod affinity;
@@ -47,19 +48,35 @@ pub struct TaskNeeds {
     pub allowed_regions: Vec<String>,
 }
 
+/// Told how long each routing decision took, by the strategy applied.
+pub type DecisionProbe = std::sync::Arc<dyn Fn(Strategy, std::time::Duration) + Send + Sync>;
+
 /// Chooses nodes for tasks. Holds the latency model and the round-robin cursor;
 /// nothing else is mutable.
-#[derive(Debug, Default)]
+#[derive(Default)]
 pub struct Scheduler {
     latency: LatencyModel,
     /// The slot round-robin chose last; the rotation resumes after it.
     rr_last: Option<Slot>,
+    probe: Option<DecisionProbe>,
+}
+
+impl std::fmt::Debug for Scheduler {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Scheduler").field("rr_last", &self.rr_last).field("probe", &self.probe.is_some()).finish()
+    }
 }
 
 impl Scheduler {
     /// A scheduler with this latency model.
     pub fn new(latency: LatencyModel) -> Scheduler {
-        Scheduler { latency, rr_last: None }
+        Scheduler { latency, rr_last: None, probe: None }
+    }
+
+    /// Times every decision of [`Scheduler::place`] and tells `probe`.
+    pub fn with_probe(mut self, probe: DecisionProbe) -> Scheduler {
+        self.probe = Some(probe);
+        self
     }
 
     /// The latency model.
@@ -70,6 +87,15 @@ impl Scheduler {
     /// Chooses a node for `needs`, never one in `exclude` (nodes already holding a replica of this task).
     /// First pass skips flapping nodes; only if none fits, a second pass allows them.
     pub fn place(&mut self, nodes: &NodeTable, needs: &TaskNeeds, exclude: &[Slot]) -> Option<Slot> {
+        let Some(probe) = self.probe.take() else { return self.decide(nodes, needs, exclude) };
+        let started = std::time::Instant::now();
+        let chosen = self.decide(nodes, needs, exclude);
+        probe(effective(needs), started.elapsed());
+        self.probe = Some(probe);
+        chosen
+    }
+
+    fn decide(&mut self, nodes: &NodeTable, needs: &TaskNeeds, exclude: &[Slot]) -> Option<Slot> {
         let idx = &nodes.index;
         let walk = |order: &mut dyn Iterator<Item = Slot>| first_fit(nodes, needs, exclude, order);
         match effective(needs) {
