@@ -7,7 +7,6 @@ use crate::config::{Config, TlsSettings};
 use crate::engine::{Engine, EngineConfig, EngineHandle};
 use crate::identity::{CertificateAuthority, IdentityContext};
 use crate::metrics::Metrics;
-use crate::metrics::grpc::GrpcMetricsLayer;
 use crate::store::{Mutation, RedbStore, Snapshot, Store, spawn_writer_timed};
 use fog_proto::v1::auth_service_server::AuthServiceServer;
 use fog_proto::v1::fleet_service_server::FleetServiceServer;
@@ -113,7 +112,7 @@ pub async fn start(cfg: Config) -> anyhow::Result<Running> {
         // client that never sends its body cannot hold a slot for ever.
         .timeout(Duration::from_secs(30))
         // Outermost: every call is counted, refused ones with their code.
-        .layer(GrpcMetricsLayer::new(metrics.clone()))
+        .layer(fog_telemetry::grpc::GrpcMetricsLayer::new(metrics.grpc.clone()))
         // Every request passes the auth layer: policy, credentials, roles, limits.
         .layer(auth_layer)
         .add_service(health)

@@ -46,6 +46,11 @@ pub struct Config {
     #[arg(long, env = "FOG_GATEWAY_BURST_PER_IP", default_value_t = 200)]
     pub burst_per_ip: u32,
 
+    /// Serve Prometheus metrics (OpenMetrics text, `GET /metrics`) on this
+    /// address, plain HTTP; off by default. Not on --listen: keep it private.
+    #[arg(long, env = "FOG_GATEWAY_METRICS_LISTEN")]
+    pub metrics_listen: Option<SocketAddr>,
+
     /// Log format: `human` or `json`.
     #[arg(long, env = "FOG_LOG_FORMAT", default_value = "human")]
     pub log_format: LogFormat,

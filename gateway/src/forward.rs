@@ -78,11 +78,13 @@ fn scrub(headers: &mut HeaderMap) {
 pub struct Forward {
     channel: Channel,
     limits: IpLimits,
+    /// Counts refusals by `limits`.
+    refused: prometheus_client::metrics::counter::Counter,
 }
 
 impl Forward {
-    pub fn new(channel: Channel, limits: IpLimits) -> Forward {
-        Forward { channel, limits }
+    pub fn new(channel: Channel, limits: IpLimits, refused: prometheus_client::metrics::counter::Counter) -> Forward {
+        Forward { channel, limits, refused }
     }
 }
 
@@ -102,6 +104,7 @@ impl Service<Request<Body>> for Forward {
             && let Err(wait) = self.limits.check(ip)
         {
             tracing::info!(%ip, path = req.uri().path(), "rate limited");
+            self.refused.inc();
             return Box::pin(std::future::ready(Ok(rate_limited(wait))));
         }
         scrub(req.headers_mut());

@@ -11,6 +11,7 @@
 pub mod config;
 pub mod forward;
 pub mod limit;
+pub mod metrics;
 pub mod panel;
 mod serve;
 
@@ -41,15 +42,23 @@ pub const CONTENT_SECURITY_POLICY: &str = "default-src 'self'; script-src 'self'
      frame-ancestors 'none'; form-action 'self'";
 
 struct App {
-    grpc: tonic_web::GrpcWebService<Forward>,
+    grpc: tonic_web::GrpcWebService<fog_telemetry::grpc::GrpcMetricsService<Forward>>,
     panel: Option<Panel>,
     coordinator: tonic::transport::Channel,
 }
 
 /// Builds the gateway's HTTP service (shared by plain and TLS listeners).
-pub fn router(cfg: &Config, channel: tonic::transport::Channel, limits: IpLimits) -> Router {
+pub fn router(
+    cfg: &Config,
+    channel: tonic::transport::Channel,
+    limits: IpLimits,
+    metrics: Arc<metrics::GatewayMetrics>,
+) -> Router {
+    use tower::Layer;
+    let forward = Forward::new(channel.clone(), limits, metrics.rate_limited.clone());
+    let counted = fog_telemetry::grpc::GrpcMetricsLayer::new(metrics.grpc.clone()).layer(forward);
     let app = Arc::new(App {
-        grpc: tower::Layer::layer(&tonic_web::GrpcWebLayer::new(), Forward::new(channel.clone(), limits)),
+        grpc: tonic_web::GrpcWebLayer::new().layer(counted),
         panel: cfg.panel_dir.as_deref().map(Panel::new),
         coordinator: channel,
     });
@@ -88,7 +97,7 @@ pub fn router(cfg: &Config, channel: tonic::transport::Channel, limits: IpLimits
             HeaderValue::from_static("max-age=31536000"),
         ));
     }
-    router.layer(
+    router.layer(axum::middleware::from_fn_with_state(metrics, metrics::record)).layer(
         TraceLayer::new_for_http()
             .make_span_with(|req: &Request<Body>| {
                 let ip = req.extensions().get::<limit::ClientIp>().map(|c| c.0.to_string()).unwrap_or_default();

@@ -29,6 +29,9 @@ async fn main() -> ExitCode {
     // Scripts and tests read this line to learn the port when --listen ends in :0.
     println!("listening on {scheme}://{}", running.addr);
     tracing::info!(addr = %running.addr, coordinator = %cfg.coordinator, panel = ?cfg.panel_dir, "fog-gateway serving");
+    if let Some(at) = running.metrics_addr {
+        tracing::info!("serving Prometheus metrics on http://{at}/metrics");
+    }
     let stopper = running.stopper();
     tokio::spawn(async move {
         shutdown_signal().await;

@@ -33,6 +33,8 @@ const MAX_CONNECTIONS: usize = 10_000;
 pub struct Running {
     /// The bound address (useful with port 0).
     pub addr: SocketAddr,
+    /// Where Prometheus metrics are served, if enabled.
+    pub metrics_addr: Option<SocketAddr>,
     stop: watch::Sender<bool>,
     task: tokio::task::JoinHandle<()>,
 }
@@ -61,12 +63,34 @@ pub async fn start(cfg: Config) -> anyhow::Result<Running> {
     let channel = crate::forward::coordinator_channel(&cfg)?;
     let tls = cfg.tls_cert.as_ref().zip(cfg.tls_key.as_ref()).map(|(c, k)| tls_acceptor(c, k)).transpose()?;
     let limits = IpLimits::new(cfg.rps_per_ip, cfg.burst_per_ip);
-    let router = crate::router(&cfg, channel, limits.clone());
+    let metrics = Arc::new(crate::metrics::GatewayMetrics::new());
+    let router = crate::router(&cfg, channel, limits.clone(), metrics.clone());
     let listener = TcpListener::bind(cfg.listen).await.map_err(|e| anyhow::anyhow!("--listen {}: {e}", cfg.listen))?;
     let addr = listener.local_addr()?;
+    let metrics_listener = match cfg.metrics_listen {
+        Some(at) => Some(TcpListener::bind(at).await.map_err(|e| anyhow::anyhow!("--metrics-listen {at}: {e}"))?),
+        None => None,
+    };
+    let metrics_addr = metrics_listener.as_ref().map(TcpListener::local_addr).transpose()?;
     let (stop, stopped) = watch::channel(false);
-    let task = tokio::spawn(accept_loop(listener, router, tls, limits, stopped));
-    Ok(Running { addr, stop, task })
+    let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
+    if let Some(listener) = metrics_listener {
+        let (slots, mut stopped) = (slots.clone(), stopped.clone());
+        let scrape = move || {
+            let (metrics, slots) = (metrics.clone(), slots.clone());
+            async move { Some(metrics.encode(MAX_CONNECTIONS - slots.available_permits())) }
+        };
+        tokio::spawn(async move {
+            let stop = async move {
+                let _ = stopped.wait_for(|s| *s).await;
+            };
+            if let Err(e) = fog_telemetry::serve_metrics(listener, scrape, stop).await {
+                tracing::warn!(error = %e, "metrics server stopped");
+            }
+        });
+    }
+    let task = tokio::spawn(accept_loop(listener, router, tls, limits, slots, stopped));
+    Ok(Running { addr, metrics_addr, stop, task })
 }
 
 async fn accept_loop(
@@ -74,6 +98,7 @@ async fn accept_loop(
     router: Router,
     tls: Option<TlsAcceptor>,
     limits: IpLimits,
+    slots: Arc<Semaphore>,
     mut stopped: watch::Receiver<bool>,
 ) {
     let mut builder = auto::Builder::new(TokioExecutor::new());
@@ -82,7 +107,6 @@ async fn accept_loop(
     builder.http1().timer(TokioTimer::new()).header_read_timeout(HEADER_READ);
     builder.http2().timer(TokioTimer::new()).keep_alive_interval(KEEPALIVE).keep_alive_timeout(KEEPALIVE_TIMEOUT);
     let builder = Arc::new(builder);
-    let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
     // The limiter's sweep runs beside the accept loop, never in its way.
     let sweeper = tokio::spawn(async move {
         let mut every = tokio::time::interval(Duration::from_secs(60));

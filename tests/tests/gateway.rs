@@ -294,6 +294,7 @@ async fn per_ip_limit_answers_resource_exhausted_with_retry_info_and_spares_file
     let gw = Gateway::in_front_of(&coord, |c| {
         c.rps_per_ip = 1;
         c.burst_per_ip = 3;
+        c.metrics_listen = Some("127.0.0.1:0".parse().unwrap());
     })
     .await;
     let mut codes = Vec::new();
@@ -311,6 +312,25 @@ async fn per_ip_limit_answers_resource_exhausted_with_retry_info_and_spares_file
     assert!(codes[3..].iter().all(|c| *c == tonic::Code::ResourceExhausted), "{codes:?}");
     // Loading the panel is not an API call.
     assert_eq!(gw.get("/").await.0.status, StatusCode::OK);
+    // The gateway's metrics count both, with the calls' gRPC codes.
+    let metrics_addr = gw.running.as_ref().and_then(|r| r.metrics_addr).expect("metrics served");
+    let (status, text) =
+        fog_e2e::prometheus::http_get(&format!("http://{metrics_addr}/metrics")).await.expect("scrape");
+    assert_eq!(status, 200);
+    let call = |code: &str| {
+        format!(
+            "grpc_server_handled_total{{grpc_service=\"fog.v1.FleetService\",grpc_method=\"ListNodes\",grpc_type=\"unary\",grpc_code=\"{code}\"}} 3"
+        )
+    };
+    for line in [
+        "fog_gateway_rate_limited_requests_total 3".to_string(),
+        call("OK"),
+        call("ResourceExhausted"),
+        "fog_gateway_http_requests_total{route=\"api\",code=\"200\"} 6".to_string(),
+        "fog_gateway_http_requests_total{route=\"panel\",code=\"200\"} 1".to_string(),
+    ] {
+        assert!(text.contains(&line), "{line} missing from:\n{text}");
+    }
     // The budget refills.
     eventually("the per-IP budget refills", DEADLINE, || async {
         gw.fleet(Some(&coord.admin_token)).list_nodes(pb::ListNodesRequest::default()).await.ok()

@@ -11,8 +11,6 @@
 //! use the names of go-grpc-prometheus (`grpc_server_handled_total`, …) so
 //! existing dashboards work.
 
-pub mod grpc;
-
 use fog_core::domain::{SlaTier, Strategy};
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
@@ -110,7 +108,7 @@ pub struct Metrics {
     /// Store commits (group commit batches): time to durable.
     pub store_commit: Histogram,
     /// gRPC server calls.
-    pub grpc: grpc::GrpcMetrics,
+    pub grpc: Arc<fog_telemetry::grpc::GrpcMetrics>,
     nodes: Family<StatusLabel, Gauge>,
     tasks: Family<StateLabel, Gauge>,
     heartbeat_age: Family<QuantileLabel, FloatGauge>,
@@ -152,7 +150,11 @@ impl Metrics {
             placements: Family::default(),
             rate_limited: Family::default(),
             store_commit: latency_buckets(),
-            grpc: grpc::GrpcMetrics::default(),
+            grpc: Arc::new(fog_telemetry::grpc::GrpcMetrics::new(&[
+                fog_proto::FILE_DESCRIPTOR_SET,
+                tonic_health::pb::FILE_DESCRIPTOR_SET,
+                tonic_reflection::pb::v1::FILE_DESCRIPTOR_SET,
+            ])),
             nodes: Family::default(),
             tasks: Family::default(),
             heartbeat_age: Family::default(),
@@ -253,46 +255,29 @@ impl Metrics {
 
     /// The exposition (OpenMetrics text, ending with `# EOF`).
     pub fn encode(&self) -> String {
-        let mut out = String::with_capacity(16 * 1024);
-        // Writing into a String cannot fail.
-        let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
-        out
+        fog_telemetry::encode(&self.registry)
     }
 }
 
-/// Content type of [`Metrics::encode`]'s output.
-pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
-
 /// Serves `GET /metrics` on `listener` until `stop`: reads the engine's state
-/// (2 s at most; a stalled engine fails the scrape with 503, which Prometheus
-/// records as `up == 0`), then encodes everything.
+/// (2 s at most; a stalled engine fails the scrape), then encodes everything.
 pub async fn serve(
     listener: tokio::net::TcpListener,
     metrics: Arc<Metrics>,
     engine: crate::engine::EngineHandle,
     stop: tokio_util::sync::CancellationToken,
 ) -> std::io::Result<()> {
-    use axum::http::{StatusCode, header};
     let scrape = move || {
         let (metrics, engine) = (metrics.clone(), engine.clone());
         async move {
             let sample = tokio::time::timeout(std::time::Duration::from_secs(2), engine.metrics_sample()).await;
-            match sample {
-                Ok(Ok(s)) => {
-                    let (topology, tasks) = engine.watcher_counts();
-                    metrics.set_state(&s, topology, tasks);
-                    (StatusCode::OK, [(header::CONTENT_TYPE, CONTENT_TYPE)], metrics.encode())
-                }
-                _ => (
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
-                    "the engine did not answer within 2 s\n".to_string(),
-                ),
-            }
+            let sample = sample.ok()?.ok()?;
+            let (topology, tasks) = engine.watcher_counts();
+            metrics.set_state(&sample, topology, tasks);
+            Some(metrics.encode())
         }
     };
-    let app = axum::Router::new().route("/metrics", axum::routing::get(scrape));
-    axum::serve(listener, app).with_graceful_shutdown(async move { stop.cancelled().await }).await
+    fog_telemetry::serve_metrics(listener, scrape, async move { stop.cancelled().await }).await
 }
 
 #[cfg(test)]

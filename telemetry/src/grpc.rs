@@ -6,8 +6,6 @@
 //!
 //! Labels come from the services' descriptors: a path that names no known
 //! method is counted as `unknown`, so a client cannot grow the label space.
-
-use super::Metrics;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -15,7 +13,7 @@ use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::{Registry, Unit};
 use std::collections::HashMap;
 use std::pin::Pin;
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Instant;
 use tonic::body::Body;
@@ -36,11 +34,12 @@ pub struct HandledLabels {
     grpc_code: &'static str,
 }
 
-/// The gRPC server metric families.
+/// The gRPC server metric families, and the methods they know by name.
 pub struct GrpcMetrics {
     started: Family<MethodLabels, Counter>,
     handled: Family<HandledLabels, Counter>,
     handling: Family<MethodLabels, Histogram, fn() -> Histogram>,
+    known: HashMap<String, MethodLabels>,
 }
 
 fn handling_buckets() -> Histogram {
@@ -48,18 +47,19 @@ fn handling_buckets() -> Histogram {
     Histogram::new(exponential_buckets(0.000_1, 4.0, 12))
 }
 
-impl Default for GrpcMetrics {
-    fn default() -> Self {
+impl GrpcMetrics {
+    /// Families for the services in these encoded `FileDescriptorSet`s.
+    pub fn new(descriptor_sets: &[&[u8]]) -> GrpcMetrics {
         GrpcMetrics {
             started: Family::default(),
             handled: Family::default(),
             handling: Family::new_with_constructor(handling_buckets),
+            known: known_methods(descriptor_sets),
         }
     }
-}
 
-impl GrpcMetrics {
-    pub(super) fn register(&self, r: &mut Registry) {
+    /// Registers the families in `r`.
+    pub fn register(&self, r: &mut Registry) {
         r.register("grpc_server_started", "RPCs started on the server", self.started.clone());
         r.register("grpc_server_handled", "RPCs completed on the server, by status code", self.handled.clone());
         r.register_with_unit(
@@ -100,52 +100,53 @@ const CODE_NAMES: [&str; 17] = [
 
 const UNKNOWN: MethodLabels = MethodLabels { grpc_service: "unknown", grpc_method: "unknown", grpc_type: "unknown" };
 
-/// `/package.Service/Method` → labels, for every method the coordinator serves.
-fn known_methods() -> &'static HashMap<String, MethodLabels> {
-    static KNOWN: OnceLock<HashMap<String, MethodLabels>> = OnceLock::new();
-    KNOWN.get_or_init(|| {
-        use prost::Message;
-        let mut map = HashMap::new();
-        for set in [
-            fog_proto::FILE_DESCRIPTOR_SET,
-            tonic_health::pb::FILE_DESCRIPTOR_SET,
-            tonic_reflection::pb::v1::FILE_DESCRIPTOR_SET,
-        ] {
-            let Ok(set) = prost_types::FileDescriptorSet::decode(set) else { continue };
-            for file in set.file {
-                for service in &file.service {
-                    let full = format!("{}.{}", file.package(), service.name());
-                    // Bounded: the services compiled in, once per process.
-                    let grpc_service: &'static str = Box::leak(full.clone().into_boxed_str());
-                    for m in &service.method {
-                        let grpc_type = match (m.client_streaming(), m.server_streaming()) {
-                            (false, false) => "unary",
-                            (false, true) => "server_stream",
-                            (true, false) => "client_stream",
-                            (true, true) => "bidi_stream",
-                        };
-                        let grpc_method: &'static str = Box::leak(m.name().to_string().into_boxed_str());
-                        map.insert(
-                            format!("/{full}/{grpc_method}"),
-                            MethodLabels { grpc_service, grpc_method, grpc_type },
-                        );
-                    }
+/// `/package.Service/Method` → labels, for every method in the descriptor sets.
+fn known_methods(descriptor_sets: &[&[u8]]) -> HashMap<String, MethodLabels> {
+    use prost::Message;
+    // Label values are leaked once per distinct name, process-wide: bounded by
+    // the services compiled in, however many registries are built.
+    static NAMES: std::sync::Mutex<Vec<&'static str>> = std::sync::Mutex::new(Vec::new());
+    let intern = |name: &str| -> &'static str {
+        let mut names = NAMES.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(n) = names.iter().find(|n| **n == name) {
+            return n;
+        }
+        let n: &'static str = Box::leak(name.to_string().into_boxed_str());
+        names.push(n);
+        n
+    };
+    let mut map = HashMap::new();
+    for set in descriptor_sets {
+        let Ok(set) = prost_types::FileDescriptorSet::decode(*set) else { continue };
+        for file in set.file {
+            for service in &file.service {
+                let full = format!("{}.{}", file.package(), service.name());
+                let grpc_service = intern(&full);
+                for m in &service.method {
+                    let grpc_type = match (m.client_streaming(), m.server_streaming()) {
+                        (false, false) => "unary",
+                        (false, true) => "server_stream",
+                        (true, false) => "client_stream",
+                        (true, true) => "bidi_stream",
+                    };
+                    let grpc_method = intern(m.name());
+                    map.insert(format!("/{full}/{grpc_method}"), MethodLabels { grpc_service, grpc_method, grpc_type });
                 }
             }
         }
-        map
-    })
+    }
+    map
 }
 
 /// Wraps every gRPC service in [`GrpcMetricsService`].
 #[derive(Clone)]
 pub struct GrpcMetricsLayer {
-    metrics: Arc<Metrics>,
+    metrics: Arc<GrpcMetrics>,
 }
 
 impl GrpcMetricsLayer {
     /// A layer recording into `metrics`.
-    pub fn new(metrics: Arc<Metrics>) -> GrpcMetricsLayer {
+    pub fn new(metrics: Arc<GrpcMetrics>) -> GrpcMetricsLayer {
         GrpcMetricsLayer { metrics }
     }
 }
@@ -161,13 +162,13 @@ impl<S> tower::Layer<S> for GrpcMetricsLayer {
 #[derive(Clone)]
 pub struct GrpcMetricsService<S> {
     inner: S,
-    metrics: Arc<Metrics>,
+    metrics: Arc<GrpcMetrics>,
 }
 
 /// A call in progress: recorded once, with its status, or as `Canceled` if
 /// its response is dropped before a status was sent.
 struct Call {
-    metrics: Arc<Metrics>,
+    metrics: Arc<GrpcMetrics>,
     method: MethodLabels,
     started: Instant,
     done: bool,
@@ -177,7 +178,7 @@ impl Call {
     fn finish(&mut self, code: i32) {
         if !self.done {
             self.done = true;
-            self.metrics.grpc.finish(self.method, code, self.started);
+            self.metrics.finish(self.method, code, self.started);
         }
     }
 
@@ -211,8 +212,8 @@ where
     fn call(&mut self, req: http::Request<Body>) -> Self::Future {
         let clone = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, clone);
-        let method = known_methods().get(req.uri().path()).copied().unwrap_or(UNKNOWN);
-        self.metrics.grpc.started.get_or_create(&method).inc();
+        let method = self.metrics.known.get(req.uri().path()).copied().unwrap_or(UNKNOWN);
+        self.metrics.started.get_or_create(&method).inc();
         let mut call = Call { metrics: self.metrics.clone(), method, started: Instant::now(), done: false };
         Box::pin(async move {
             let resp = inner.call(req).await?;
