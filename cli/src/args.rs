@@ -37,6 +37,10 @@ pub struct Cli {
     /// for this coordinator.
     #[arg(long, global = true, env = "FOG_TOKEN", hide_env_values = true)]
     pub token: Option<String>,
+    /// W3C trace context to send with every call (`00-<trace id>-<span id>-<flags>`), so the
+    /// coordinator's spans join the caller's trace; CI systems and otel-cli set TRACEPARENT.
+    #[arg(long, global = true, env = "TRACEPARENT")]
+    pub traceparent: Option<String>,
     /// What to do.
     #[command(subcommand)]
     pub command: Command,

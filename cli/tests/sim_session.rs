@@ -158,6 +158,7 @@ fn assign(task: &str, n: u64, kind: Kind) -> Down {
             ..Default::default()
         }),
         deadline: None,
+        traceparent: String::new(),
     })
 }
 
@@ -268,6 +269,7 @@ async fn deadline_times_out_the_attempt() {
             ..Default::default()
         }),
         deadline: Some(deadline.into()),
+        traceparent: String::new(),
     }));
     assert!(matches!(s.next_non_heartbeat().await, Some(Up::TaskUpdate(_))));
     let Some(Up::TaskResult(r)) = s.next_non_heartbeat().await else { panic!("no result") };

@@ -123,6 +123,10 @@ pub struct Flags {
     /// address, plain HTTP; off by default. Keep it on a private network.
     #[arg(long, env = "FOG_METRICS_LISTEN")]
     pub metrics_listen: Option<SocketAddr>,
+    /// Export OpenTelemetry traces to this OTLP/gRPC collector, e.g.
+    /// `http://127.0.0.1:4317`; off by default. Batching follows `OTEL_BSP_*`.
+    #[arg(long, env = "FOG_OTLP_ENDPOINT")]
+    pub otlp_endpoint: Option<String>,
 }
 
 /// Validated configuration.
@@ -152,6 +156,8 @@ pub struct Config {
     pub log_json: bool,
     /// Prometheus metrics address (off when None).
     pub metrics_listen: Option<SocketAddr>,
+    /// OTLP/gRPC trace collector (off when None).
+    pub otlp_endpoint: Option<String>,
     /// Users, tokens and limits.
     pub auth: crate::auth::AuthSettings,
 }
@@ -308,6 +314,7 @@ impl Config {
             shutdown_grace: f.shutdown_grace,
             log_json: f.log_json,
             metrics_listen: f.metrics_listen,
+            otlp_endpoint: f.otlp_endpoint,
         })
     }
 

@@ -107,6 +107,13 @@ fn main() {
     }
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("tokio runtime");
     let code = rt.block_on(async move {
+        let traces = match fog_telemetry::trace::init("fog-coordinator", cfg.otlp_endpoint.as_deref()) {
+            Ok(guard) => guard,
+            Err(e) => {
+                eprintln!("fog-coordinator: --otlp-endpoint: {e}");
+                return EXIT_CONFIG;
+            }
+        };
         let running = match fog_coordinator::server::start(cfg).await {
             Ok(r) => r,
             Err(e) => {
@@ -117,6 +124,7 @@ fn main() {
         wait_for_signal().await;
         tracing::info!("shutting down");
         running.stop().await;
+        traces.shutdown().await;
         0
     });
     std::process::exit(code);

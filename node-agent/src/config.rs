@@ -116,6 +116,9 @@ pub struct Layer {
     /// Log filter, e.g. info or fog_agent=debug (default info). [env: FOG_AGENT_LOG]
     #[arg(long)]
     pub log: Option<String>,
+    /// Export OpenTelemetry traces (one `run` span per attempt) to this OTLP/gRPC collector, e.g. http://127.0.0.1:4317 (default: off). [env: FOG_AGENT_OTLP_ENDPOINT]
+    #[arg(long)]
+    pub otlp_endpoint: Option<String>,
 }
 
 fn parse_label(s: &str) -> Result<(String, String), String> {
@@ -163,7 +166,8 @@ impl Layer {
             reconnect_min,
             reconnect_max,
             kill_grace,
-            log
+            log,
+            otlp_endpoint
         )
     }
 
@@ -216,6 +220,7 @@ impl Layer {
             reconnect_max: var("RECONNECT_MAX"),
             kill_grace: var("KILL_GRACE"),
             log: var("LOG"),
+            otlp_endpoint: var("OTLP_ENDPOINT"),
         })
     }
 }
@@ -286,6 +291,8 @@ pub struct AgentConfig {
     pub kill_grace: Duration,
     /// Log filter.
     pub log: String,
+    /// OTLP/gRPC trace collector (off when None).
+    pub otlp_endpoint: Option<String>,
 }
 
 fn duration(name: &str, v: Option<String>, default: Duration) -> Result<Duration, ConfigError> {
@@ -446,6 +453,7 @@ impl AgentConfig {
             reconnect_max,
             kill_grace,
             log: l.log.unwrap_or_else(|| "info".into()),
+            otlp_endpoint: l.otlp_endpoint,
         })
     }
 

@@ -92,6 +92,13 @@ fn main() {
         .init();
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("tokio runtime");
     let code = rt.block_on(async move {
+        let traces = match fog_telemetry::trace::init("fog-agent", cfg.otlp_endpoint.as_deref()) {
+            Ok(guard) => guard,
+            Err(e) => {
+                eprintln!("fog-agent: otlp_endpoint: {e}");
+                return EXIT_CONFIG;
+            }
+        };
         let shutdown = CancellationToken::new();
         let signals = shutdown.clone();
         tokio::spawn(async move {
@@ -99,13 +106,15 @@ fn main() {
             tracing::info!("shutting down");
             signals.cancel();
         });
-        match fog_agent::run(cfg, shutdown).await {
+        let code = match fog_agent::run(cfg, shutdown).await {
             Ok(()) => 0,
             Err(e) => {
                 tracing::error!(error = %e, "could not start");
                 1
             }
-        }
+        };
+        traces.shutdown().await;
+        code
     });
     std::process::exit(code);
 }

@@ -27,7 +27,9 @@ use fog_proto::v1::{
     Assignment, AttemptOutcome, AttemptRef, CertificateRenewed, Heartbeat, Hello, Label, Location, NodeType, Pong,
     RenewCertificate, Resources, SessionRequest, SessionResponse, TaskResult, TaskUpdate,
 };
+use fog_telemetry::trace::{self, Span};
 use futures::StreamExt;
+use opentelemetry::KeyValue;
 use rand::Rng;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
@@ -90,6 +92,8 @@ struct Running {
     /// The coordinator no longer wants it (or the agent is stopping): its end
     /// is not reported.
     discard: bool,
+    /// The run span's W3C `traceparent` (empty when not traced), sent with the result.
+    traceparent: String,
     _task: JoinHandle<()>,
 }
 
@@ -122,13 +126,14 @@ fn key_from(a: Option<&AttemptRef>) -> AttemptKey {
     a.map(|a| (a.task_id.clone(), a.attempt)).unwrap_or_default()
 }
 
-fn result_of(key: &AttemptKey, e: &Execution) -> TaskResult {
+fn result_of(key: &AttemptKey, e: &Execution, traceparent: String) -> TaskResult {
     TaskResult {
         attempt: Some(attempt_ref(key)),
         outcome: e.outcome as i32,
         exit_code: e.exit_code,
         output: Some(e.output()),
         error: e.error.clone(),
+        traceparent,
     }
 }
 
@@ -352,14 +357,14 @@ impl Agent {
                     return None;
                 }
                 info!(task.id = %key.0, attempt = key.1, outcome = ?exec.outcome, exit_code = exec.exit_code, "attempt finished");
-                Some(Up::TaskResult(self.keep_result(&key, &exec)))
+                Some(Up::TaskResult(self.keep_result(&key, &exec, r.traceparent)))
             }
         }
     }
 
     /// Persists and remembers a result until it is acknowledged.
-    fn keep_result(&mut self, key: &AttemptKey, exec: &Execution) -> TaskResult {
-        let result = result_of(key, exec);
+    fn keep_result(&mut self, key: &AttemptKey, exec: &Execution, traceparent: String) -> TaskResult {
+        let result = result_of(key, exec, traceparent);
         if let Err(e) = self.state.record_result(&result) {
             // Still sent from memory; only a crash before the ack would lose it.
             warn!(task.id = %key.0, error = %e, "could not persist a result");
@@ -574,12 +579,13 @@ impl Agent {
             return out.send(Up::TaskResult(result)).await;
         }
         if self.draining {
-            let result = self.keep_result(&key, &Execution::ended(AttemptOutcome::Refused, "node is draining"));
+            let exec = Execution::ended(AttemptOutcome::Refused, "node is draining");
+            let result = self.keep_result(&key, &exec, String::new());
             return out.send(Up::TaskResult(result)).await;
         }
         if let Err(e) = self.state.record_assigned(&key, &a) {
             let exec = Execution::ended(AttemptOutcome::Failed, format!("agent could not persist the attempt: {e}"));
-            let result = self.keep_result(&key, &exec);
+            let result = self.keep_result(&key, &exec, String::new());
             return out.send(Up::TaskResult(result)).await;
         }
         out.send(Up::TaskUpdate(TaskUpdate { attempt: Some(attempt_ref(&key)), running: true, progress: 0.0 })).await?;
@@ -592,6 +598,8 @@ impl Agent {
         let (key2, token) = (key.clone(), cancel.clone());
         let span = info_span!("attempt", task.id = %key.0, attempt = key.1);
         info!(task.id = %key.0, attempt = key.1, "attempt started");
+        let mut run = run_span(&a.traceparent, &key, &self.id.node_id);
+        let traceparent = run.as_ref().map(|s| trace::traceparent(s.span_context())).unwrap_or_default();
         let task = tokio::spawn(
             async move {
                 let (ptx, mut prx) = mpsc::channel(4);
@@ -612,14 +620,43 @@ impl Agent {
                         }
                     }
                 };
+                if let Some(s) = &mut run {
+                    s.set_attribute(KeyValue::new(
+                        "fog.outcome",
+                        exec.outcome.as_str_name().trim_start_matches("ATTEMPT_OUTCOME_").to_lowercase(),
+                    ));
+                    if exec.outcome != AttemptOutcome::Succeeded {
+                        s.set_status(trace::Status::error(exec.error.clone()));
+                    }
+                    s.end();
+                }
                 // A failed send means the agent is gone; nothing to report to.
                 let _ = events.send(Event::Finished(key2, exec)).await;
             }
             .instrument(span),
         );
-        self.running.insert(key, Running { cancel, discard: false, _task: task });
+        self.running.insert(key, Running { cancel, discard: false, traceparent, _task: task });
         Ok(())
     }
+}
+
+/// The `run` span of an attempt, child of the coordinator's dispatch span
+/// (`traceparent` from the assignment), when spans are exported.
+fn run_span(traceparent: &str, key: &AttemptKey, node_id: &str) -> Option<trace::BoxedSpan> {
+    if !trace::enabled() {
+        return None;
+    }
+    let parent = trace::parse_traceparent(traceparent);
+    if !parent.is_valid() {
+        return None;
+    }
+    let mut span = trace::start("run", trace::SpanKind::Consumer, &trace::context_of(&parent));
+    span.set_attributes([
+        KeyValue::new("fog.task.id", key.0.clone()),
+        KeyValue::new("fog.attempt", key.1 as i64),
+        KeyValue::new("fog.node.id", node_id.to_string()),
+    ]);
+    Some(span)
 }
 
 /// When an attempt must be done: the earlier of the assignment's deadline and

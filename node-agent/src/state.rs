@@ -253,6 +253,7 @@ mod tests {
             exit_code: 0,
             output: Some(TaskOutput { stdout: b"out".to_vec(), stderr: Vec::new(), truncated: false }),
             error: String::new(),
+            traceparent: String::new(),
         }
     }
 

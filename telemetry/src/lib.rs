@@ -1,8 +1,10 @@
 //! Telemetry every Fogplane process shares: gRPC server metrics with the
-//! names dashboards expect ([`grpc`]), and the plain-HTTP endpoint that
-//! serves a Prometheus registry ([`serve_metrics`]).
+//! names dashboards expect ([`grpc`]), the plain-HTTP endpoint that serves a
+//! Prometheus registry ([`serve_metrics`]), and OpenTelemetry traces with W3C
+//! context propagation ([`trace`]).
 
 pub mod grpc;
+pub mod trace;
 
 use std::future::Future;
 

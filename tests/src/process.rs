@@ -40,8 +40,14 @@ impl CoordinatorProcess {
     /// Starts one on a given port (to restart on the same address). The first
     /// start in a data directory creates the `admin` user offline first.
     pub fn start_on(port: u16, data_dir: &Path, extra: &[&str]) -> CoordinatorProcess {
+        Self::start_with_env(port, data_dir, extra, &[])
+    }
+
+    /// Starts one on a given port with extra environment variables.
+    pub fn start_with_env(port: u16, data_dir: &Path, extra: &[&str], env: &[(&str, &str)]) -> CoordinatorProcess {
         create_admin_offline(data_dir);
         let child = Command::new(binary("fog-coordinator"))
+            .envs(env.iter().copied())
             .args(["--insecure-dev", "--listen", &format!("127.0.0.1:{port}"), "--heartbeat-interval", "100ms"])
             .arg("--data-dir")
             .arg(data_dir)

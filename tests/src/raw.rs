@@ -140,6 +140,7 @@ impl RawNode {
             exit_code: 0,
             output: Some(pb::TaskOutput { stdout: stdout.as_bytes().to_vec(), stderr: Vec::new(), truncated: false }),
             error: String::new(),
+            traceparent: String::new(),
         }))
         .await;
     }

@@ -70,6 +70,10 @@ async fn fogctl_submits_waits_lists_and_reports_errors_with_exit_codes() {
 
     let o = fogctl(&url, &["tasks", "get", &id]).await;
     assert!(o.status.success() && text(&o).contains(&id), "{}", text(&o));
+    // A trace context that is not W3C's is a usage error, named.
+    let o = fogctl(&url, &["--traceparent", "00-not-a-trace-01", "tasks", "get", &id]).await;
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert!(text(&o).contains("--traceparent"), "{}", text(&o));
 
     let o = fogctl(&url, &["-o", "json", "nodes", "list"]).await;
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).expect("valid JSON");

@@ -29,6 +29,8 @@ pub struct Ctx {
     pub ca_file: Option<std::path::PathBuf>,
     /// Bearer token given on the command line or in FOG_TOKEN.
     pub token: Option<String>,
+    /// W3C trace context sent with every call (checked).
+    pub traceparent: Option<String>,
 }
 
 impl Ctx {
@@ -40,10 +42,13 @@ impl Ctx {
             Some(t) => Some(t.clone()),
             None => auth::saved_access_token(self, &channel).await?,
         };
-        let bearer = match token {
+        let mut bearer = match token {
             Some(t) => Bearer::new(&t).map_err(|_| CliError::Usage("--token: not a valid token".into()))?,
             None => Bearer::none(),
         };
+        if let Some(tp) = &self.traceparent {
+            bearer = bearer.with_traceparent(tp).map_err(|_| bad_traceparent())?;
+        }
         Ok(bearer.wrap(channel))
     }
 
@@ -109,7 +114,16 @@ fn error_chain(e: &dyn std::error::Error) -> String {
 
 /// Runs the parsed command line.
 pub async fn run(cli: Cli) -> Result<ExitCode, CliError> {
-    let ctx = Ctx { url: cli.coordinator, format: cli.output, ca_file: cli.ca_file, token: cli.token };
+    if cli.traceparent.as_deref().is_some_and(|tp| !fog_telemetry::trace::parse_traceparent(tp).is_valid()) {
+        return Err(bad_traceparent());
+    }
+    let ctx = Ctx {
+        url: cli.coordinator,
+        format: cli.output,
+        ca_file: cli.ca_file,
+        token: cli.token,
+        traceparent: cli.traceparent,
+    };
     match cli.command {
         Command::Status => status::run(&ctx).await,
         Command::Nodes(c) => nodes::run(&ctx, c).await,
@@ -123,4 +137,8 @@ pub async fn run(cli: Cli) -> Result<ExitCode, CliError> {
         Command::Users(c) => auth::users(&ctx, c).await,
         Command::Token(c) => auth::api_tokens(&ctx, c).await,
     }
+}
+
+fn bad_traceparent() -> CliError {
+    CliError::Usage("--traceparent (TRACEPARENT): not a W3C traceparent (00-<32 hex>-<16 hex>-<2 hex>)".into())
 }

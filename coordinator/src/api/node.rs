@@ -140,7 +140,7 @@ pub fn session_event(msg: Msg, names: &mut RegionNames) -> Result<Option<Session
         Msg::TaskResult(r) => {
             Violations::declared_at("task_result", &r).finish()?;
             let a = r.attempt.clone().ok_or_else(|| ApiError::field("task_result.attempt", "is required"))?;
-            SessionEventKind::Result(Arc::from(a.task_id.as_str()), a.attempt, outcome(&r))
+            SessionEventKind::Result(Arc::from(a.task_id.as_str()), a.attempt, outcome(&r), r.traceparent.clone())
         }
         Msg::Pong(p) => SessionEventKind::Pong(p.nonce),
         Msg::RenewCertificate(r) => {

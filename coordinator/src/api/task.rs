@@ -31,16 +31,39 @@ impl TaskService for TaskApi {
         &self,
         req: Request<pb::SubmitTaskRequest>,
     ) -> Result<Response<pb::SubmitTaskResponse>, Status> {
+        use fog_telemetry::trace::{self, Span};
+        // The submit's server span: child of the caller's `traceparent`.
+        let mut span = trace::enabled().then(|| {
+            let mut s =
+                trace::start("fog.v1.TaskService/SubmitTask", trace::SpanKind::Server, &trace::extract(req.metadata()));
+            s.set_attributes([
+                opentelemetry::KeyValue::new("rpc.system", "grpc"),
+                opentelemetry::KeyValue::new("rpc.service", "fog.v1.TaskService"),
+                opentelemetry::KeyValue::new("rpc.method", "SubmitTask"),
+            ]);
+            s
+        });
         let declared = Violations::declared(req.get_ref());
         let r = req.into_inner();
         let mut v = declared;
         validate::task_spec(&mut v, "spec", r.spec.as_ref());
         v.max_len("request_id", &r.request_id, 64);
-        v.finish()?;
-        let spec = r.spec.expect("validated");
-        let request_id = (!r.request_id.is_empty()).then_some(r.request_id);
-        let task = ask(&self.engine, |reply| Command::Submit { spec, request_id, reply }).await?;
-        Ok(Response::new(pb::SubmitTaskResponse { task: Some(task) }))
+        let result = async {
+            v.finish()?;
+            let spec = r.spec.expect("validated");
+            let request_id = (!r.request_id.is_empty()).then_some(r.request_id);
+            let trace = span.as_ref().map(|s| s.span_context().clone());
+            Ok::<_, Status>(ask(&self.engine, |reply| Command::Submit { spec, request_id, trace, reply }).await?)
+        }
+        .await;
+        if let Some(s) = &mut span {
+            match &result {
+                Ok(task) => s.set_attribute(opentelemetry::KeyValue::new("fog.task.id", task.id.clone())),
+                Err(status) => s.set_status(trace::Status::error(status.message().to_string())),
+            }
+            s.end();
+        }
+        Ok(Response::new(pb::SubmitTaskResponse { task: Some(result?) }))
     }
 
     async fn get_task(&self, req: Request<pb::GetTaskRequest>) -> Result<Response<pb::GetTaskResponse>, Status> {

@@ -88,6 +88,8 @@ pub enum Command {
         spec: pb::TaskSpec,
         /// Idempotency key.
         request_id: Option<String>,
+        /// The submit call's span, when traced.
+        trace: Option<opentelemetry::trace::SpanContext>,
         /// Reply.
         reply: Reply<pb::Task>,
     },
@@ -162,7 +164,7 @@ impl Engine {
             Command::SessionOpen(open) => self.session_open(open, now),
             Command::Session(ev) => self.session_event(ev, now),
             Command::CloseSession { node, session_id } => self.close_session(&node, session_id, now),
-            Command::Submit { spec, request_id, reply } => self.submit(spec, request_id, reply, now),
+            Command::Submit { spec, request_id, trace, reply } => self.submit(spec, request_id, trace, reply, now),
             Command::Rollback(id) => self.rollback(&id),
             Command::GetTask(id, reply) => {
                 let _ = reply.send(self.tasks.get(&id).map(convert::task_pb).ok_or_else(|| not_found_task(&id)));
@@ -216,7 +218,14 @@ impl Engine {
         }
     }
 
-    fn submit(&mut self, spec: pb::TaskSpec, request_id: Option<String>, reply: Reply<pb::Task>, now: u64) {
+    fn submit(
+        &mut self,
+        spec: pb::TaskSpec,
+        request_id: Option<String>,
+        trace: Option<opentelemetry::trace::SpanContext>,
+        reply: Reply<pb::Task>,
+        now: u64,
+    ) {
         if let Some(r) = &request_id
             && let Some(existing) = self.tasks.by_request_id(r)
         {
@@ -228,6 +237,7 @@ impl Engine {
         let id: TaskId = Arc::from(format!("t-{}", uuid::Uuid::now_v7().simple()));
         let spec: Spec = Arc::new(spec);
         self.tasks.submit(id.clone(), params, spec, now);
+        self.traces.submitted(&id, trace);
         self.pending.tasks.insert(id.clone());
         self.pending.submits.push((id, reply));
         self.place_needed = true;
@@ -238,6 +248,7 @@ impl Engine {
     /// round is cancelled (its record, if a later commit stored it, says so).
     fn rollback(&mut self, id: &str) {
         tracing::warn!(task.id = %id, "submit not durable; task withdrawn");
+        self.traces.forget(id);
         if self.tasks.forget(id) {
             return;
         }

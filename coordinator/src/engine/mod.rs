@@ -17,6 +17,7 @@ mod commands;
 mod identity;
 mod queries;
 pub mod session;
+mod spans;
 
 pub use commands::{AdminOp, Command, NodeFilter, TaskFilter};
 pub use session::{HeartbeatInbox, SessionEvent, SessionOpen};
@@ -212,6 +213,7 @@ pub struct Engine {
     stopping: bool,
     identity: identity::IdentityBook,
     auth: auth::AuthBook,
+    traces: spans::TaskTraces,
 }
 
 impl Engine {
@@ -260,6 +262,7 @@ impl Engine {
             stopping: false,
             identity: identity::IdentityBook::restore(&snapshot.meta),
             auth,
+            traces: spans::TaskTraces::default(),
             cfg,
         };
         engine.pending.mutations.extend(auth_mutations);
@@ -430,6 +433,7 @@ impl Engine {
                 && placed_at == now
             {
                 self.cfg.metrics.placed(t.params.tier, placed_at.saturating_sub(t.submitted_at), met);
+                self.traces.placed(t, now);
             }
         }
         self.mark_tasks(changed);
@@ -510,6 +514,9 @@ impl Engine {
         let ids = std::mem::take(&mut self.pending.tasks);
         for id in &ids {
             let Some(task) = self.tasks.get(id) else { continue };
+            if task.state.is_terminal() {
+                self.traces.forget(id);
+            }
             let record = convert::task_pb(task);
             self.task_seq += 1;
             let event =
@@ -558,12 +565,24 @@ impl Engine {
             match e {
                 fog_core::tasks::Effect::Assign { node, task, attempt, deadline } => {
                     let spec = self.tasks.get(&task).map(|t| (*t.payload).clone());
+                    let (span, traceparent) = self.traces.dispatch(&task, &node, attempt).unzip();
                     let msg = pb::session_response::Msg::Assignment(pb::Assignment {
                         attempt: Some(pb::AttemptRef { task_id: task.to_string(), attempt }),
                         spec,
                         deadline: Some(convert::ts(deadline)),
+                        traceparent: traceparent.unwrap_or_default(),
                     });
                     self.send_after_commit(&node, msg);
+                    if let Some(mut span) = span {
+                        // Ends once the assignment is durable and handed to the session.
+                        self.pending.effects.push(Box::new(move |res| {
+                            use fog_telemetry::trace::{Span, Status};
+                            if let Err(e) = res {
+                                span.set_status(Status::error(e.to_string()));
+                            }
+                            span.end();
+                        }));
+                    }
                     self.publish_node(&node);
                 }
                 fog_core::tasks::Effect::Cancel { node, task, attempt, reason } => {

@@ -50,8 +50,8 @@ pub enum SessionEventKind {
     Heartbeat(HeartbeatState),
     /// An attempt started running.
     Running(TaskId, AttemptNo),
-    /// An attempt ended.
-    Result(TaskId, AttemptNo, Outcome),
+    /// An attempt ended (with the node's run span as a W3C `traceparent`, or empty).
+    Result(TaskId, AttemptNo, Outcome, String),
     /// Answer to a ping.
     Pong(u64),
     /// A CSR to renew the node's certificate.
@@ -199,7 +199,9 @@ impl Engine {
                     self.mark_tasks([task]);
                 }
             }
-            SessionEventKind::Result(task, attempt, outcome) => self.result(&ev.node, task, attempt, outcome, now),
+            SessionEventKind::Result(task, attempt, outcome, traceparent) => {
+                self.result(&ev.node, task, attempt, outcome, &traceparent, now)
+            }
             SessionEventKind::Pong(nonce) => {
                 if let Some(s) = self.sessions.get_mut(&ev.node)
                     && let Some((n, sent)) = s.ping
@@ -248,9 +250,22 @@ impl Engine {
             .try_send(Box::new(pb::SessionResponse { msg: Some(pb::session_response::Msg::Ping(pb::Ping { nonce })) }));
     }
 
-    fn result(&mut self, node: &NodeId, task: TaskId, attempt: AttemptNo, outcome: Outcome, now: Millis) {
+    fn result(
+        &mut self,
+        node: &NodeId,
+        task: TaskId,
+        attempt: AttemptNo,
+        outcome: Outcome,
+        traceparent: &str,
+        now: Millis,
+    ) {
+        let kind = outcome.kind;
         let (verdict, effects) = self.tasks.attempt_finished(&mut self.nodes, node, &task, attempt, outcome, now);
         debug!(node.id = %node, task.id = %task, attempt, ?verdict, "result");
+        if matches!(verdict, ResultVerdict::Accepted | ResultVerdict::Stale) {
+            let finished = self.tasks.get(&task).is_none_or(|t| t.state.is_terminal());
+            self.traces.completed(&task, attempt, &format!("{kind:?}").to_lowercase(), traceparent, finished);
+        }
         let accepted = match verdict {
             ResultVerdict::Accepted => {
                 self.place_needed = true;

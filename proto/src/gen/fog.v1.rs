@@ -4324,6 +4324,10 @@ pub struct TaskResult {
     /// Error message, if it failed.
     #[prost(string, tag = "5")]
     pub error: ::prost::alloc::string::String,
+    /// W3C trace context of the node's run span, empty when tracing is off; the
+    /// coordinator's completion span is its child.
+    #[prost(string, tag = "6")]
+    pub traceparent: ::prost::alloc::string::String,
 }
 /// Answer to a ping.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, ::prost::Message)]
@@ -4374,6 +4378,11 @@ pub struct Assignment {
     /// The attempt must finish by then.
     #[prost(message, optional, tag = "3")]
     pub deadline: ::core::option::Option<::prost_types::Timestamp>,
+    /// W3C trace context of the coordinator's dispatch span
+    /// (`00-<trace id>-<span id>-<flags>`), empty when tracing is off; the
+    /// node's run span is its child.
+    #[prost(string, tag = "4")]
+    pub traceparent: ::prost::alloc::string::String,
 }
 /// Stop an attempt.
 #[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]

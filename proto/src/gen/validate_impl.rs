@@ -2100,6 +2100,16 @@ impl ::prost_protovalidate::Validate for fog::v1::TaskResult {
                     ),
                 );
         }
+        if self.traceparent.chars().count() > 128usize {
+            violations
+                .push(
+                    ::prost_protovalidate::Violation::new(
+                        "traceparent",
+                        "string.max_len",
+                        "value length must be at most 128 characters",
+                    ),
+                );
+        }
         if violations.is_empty() {
             Ok(())
         } else {
