@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Runs every check and test Fogplane has (Rust, then the control panel in a
-# real browser), on a fresh clone of this repo on a
+# Runs every check and test Fogplane has (Rust; the Python and Node example
+# clients; the deployment files; then the control panel in a real browser),
+# on a fresh clone of this repo on a
 # fresh machine (Rust, Node/npm and Python preinstalled). Exits non-zero on
 # the first failure. Used by .ci/run.
 set -euo pipefail
@@ -31,6 +32,12 @@ cargo build --workspace --bins --locked
 
 step "tests (unit, property, in-process gRPC, real processes)"
 cargo test --workspace --locked
+
+step "clients in other languages: Python (grpcio, stubs generated from proto/) and Node (@grpc/grpc-js) against a real coordinator and agent"
+bash clients/test.sh
+
+step "deployment files (deploy/check.sh: compose config, Helm lint/render against Kubernetes schemas, systemd-analyze, shellcheck, hadolint, smoke test of the deploy scripts against the built binaries)"
+bash deploy/check.sh
 
 step "control panel: codegen from proto/, typecheck, JS budget, browser tests (Playwright in Debian's Chromium against a real coordinator, agents, simulator and fog-gateway)"
 (cd gateway/panel && npm ci --no-audit --no-fund --loglevel=error && npm test)

@@ -116,6 +116,9 @@ pub struct Layer {
     /// Log filter, e.g. info or fog_agent=debug (default info). [env: FOG_AGENT_LOG]
     #[arg(long)]
     pub log: Option<String>,
+    /// Log format: human (default) or json (one object per line). [env: FOG_AGENT_LOG_FORMAT]
+    #[arg(long)]
+    pub log_format: Option<String>,
     /// Export OpenTelemetry traces (one `run` span per attempt) to this OTLP/gRPC collector, e.g. http://127.0.0.1:4317 (default: off). [env: FOG_AGENT_OTLP_ENDPOINT]
     #[arg(long)]
     pub otlp_endpoint: Option<String>,
@@ -167,6 +170,7 @@ impl Layer {
             reconnect_max,
             kill_grace,
             log,
+            log_format,
             otlp_endpoint
         )
     }
@@ -220,6 +224,7 @@ impl Layer {
             reconnect_max: var("RECONNECT_MAX"),
             kill_grace: var("KILL_GRACE"),
             log: var("LOG"),
+            log_format: var("LOG_FORMAT"),
             otlp_endpoint: var("OTLP_ENDPOINT"),
         })
     }
@@ -291,6 +296,8 @@ pub struct AgentConfig {
     pub kill_grace: Duration,
     /// Log filter.
     pub log: String,
+    /// Logs as JSON lines instead of human text.
+    pub log_json: bool,
     /// OTLP/gRPC trace collector (off when None).
     pub otlp_endpoint: Option<String>,
 }
@@ -453,6 +460,13 @@ impl AgentConfig {
             reconnect_max,
             kill_grace,
             log: l.log.unwrap_or_else(|| "info".into()),
+            log_json: match l.log_format.as_deref() {
+                None | Some("human") => false,
+                Some("json") => true,
+                Some(other) => {
+                    return Err(ConfigError(format!("log_format {other:?}: expected human or json")));
+                }
+            },
             otlp_endpoint: l.otlp_endpoint,
         })
     }

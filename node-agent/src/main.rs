@@ -86,10 +86,12 @@ fn main() {
             std::process::exit(EXIT_CONFIG);
         }
     };
-    tracing_subscriber::fmt()
-        .with_env_filter(EnvFilter::new(&cfg.log))
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .init();
+    let logs = tracing_subscriber::fmt().with_env_filter(EnvFilter::new(&cfg.log));
+    if cfg.log_json {
+        logs.json().init();
+    } else {
+        logs.with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr())).init();
+    }
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("tokio runtime");
     let code = rt.block_on(async move {
         let traces = match fog_telemetry::trace::init("fog-agent", cfg.otlp_endpoint.as_deref()) {

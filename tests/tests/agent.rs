@@ -384,6 +384,9 @@ fn bad_config_exits_64_and_a_bad_join_token_exits_1() {
     assert_eq!(out.status.code(), Some(64), "plaintext needs --insecure; mTLS needs a joined state dir");
     let out = run(&["run", "--no-such-flag"]);
     assert_eq!(out.status.code(), Some(64));
+    let out = run(&["run", "--insecure", "--coordinator", "127.0.0.1:1", "--node-id", "n1", "--log-format", "xml"]);
+    assert_eq!(out.status.code(), Some(64));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("log_format"));
     // Join itself is tested over mTLS in agent_tls.rs; a bad token fails with 1.
     let out = run(&["join", "--token", "x", "--coordinator", "https://127.0.0.1:1", "--state-dir", "/nonexistent/x"]);
     assert_eq!(out.status.code(), Some(1));

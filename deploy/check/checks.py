@@ -1,0 +1,585 @@
+#!/usr/bin/env python3
+"""Static checks of deploy/ (run by deploy/check.sh, inside its venv).
+
+    checks.py yaml                 every non-template YAML file parses; agent.toml keys
+    checks.py dockerfiles          USER, stages, COPY sources vs the per-Dockerfile ignore files
+    checks.py compose JSON         structure of `docker compose config --format json`
+    checks.py helm CHART           lint, render with each ci/*-values.yaml, validate the objects
+    checks.py flags BIN_DIR        every fog flag and FOG_* variable used exists (--help)
+
+Each prints what it checked and exits 1 on the first list of failures.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import json
+import os
+import re
+import shlex
+import subprocess
+import sys
+import tomllib
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+DEPLOY = ROOT / "deploy"
+DOC = ROOT / "docs" / "OPERATIONS.md"
+
+# Flags and variables documented as planned (not in any binary yet): allowed,
+# reported, and flagged as soon as a binary has them. Empty now that the
+# coordinator's --metrics-listen exists.
+PLANNED: set[str] = set()
+
+failures: list[str] = []
+
+
+def fail(msg: str) -> None:
+    failures.append(msg)
+
+
+def done(what: str) -> None:
+    if failures:
+        for f in failures:
+            print(f"  FAIL {f}")
+        print(f"{what}: {len(failures)} problem(s)")
+        sys.exit(1)
+    print(f"{what}: ok")
+
+
+def rel(p: Path) -> str:
+    return str(p.relative_to(ROOT))
+
+
+# --------------------------------------------------------------------------
+# yaml
+
+
+def yaml_files() -> list[Path]:
+    out = []
+    for p in sorted(DEPLOY.rglob("*")):
+        if ".cache" in p.parts or not p.is_file():
+            continue
+        if p.suffix in (".yaml", ".yml") and "templates" not in p.parts:
+            out.append(p)
+    return out
+
+
+def check_yaml() -> None:
+    import yaml
+
+    files = yaml_files()
+    for p in files:
+        try:
+            docs = list(yaml.safe_load_all(p.read_text()))
+        except yaml.YAMLError as e:
+            fail(f"{rel(p)}: {e}")
+            continue
+        if not any(d is not None for d in docs):
+            fail(f"{rel(p)}: empty")
+        print(f"  parsed {rel(p)} ({len(docs)} document(s))")
+    # agent.toml: TOML, and only keys fog-agent knows (deny_unknown_fields).
+    known = agent_toml_keys()
+    for p in sorted(DEPLOY.rglob("*.toml")):
+        if ".cache" in p.parts:
+            continue
+        try:
+            data = tomllib.loads(p.read_text())
+        except tomllib.TOMLDecodeError as e:
+            fail(f"{rel(p)}: {e}")
+            continue
+        if known:
+            for k in data:
+                if k not in known:
+                    fail(f"{rel(p)}: key {k!r} is not a fog-agent setting")
+        print(f"  parsed {rel(p)} ({len(data)} keys)")
+    done(f"YAML/TOML ({len(files)} YAML files)")
+
+
+def agent_toml_keys() -> set[str]:
+    """Keys of fog-agent's TOML: the fields of node-agent/src/config.rs `Layer`."""
+    src = ROOT / "node-agent" / "src" / "config.rs"
+    if not src.exists():
+        return set()
+    text = src.read_text()
+    m = re.search(r"pub struct Layer \{(.*?)\n\}", text, re.S)
+    return set(re.findall(r"pub (\w+): Option<", m.group(1))) if m else set()
+
+
+# --------------------------------------------------------------------------
+# dockerfiles
+
+
+def dockerignore_rules(path: Path) -> list[tuple[bool, str]]:
+    rules = []
+    for line in path.read_text().splitlines():
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        neg = line.startswith("!")
+        pat = line[1:] if neg else line
+        pat = os.path.normpath(pat.strip("/"))
+        rules.append((neg, pat))
+    return rules
+
+
+def pattern_matches(pat: str, path: str) -> bool:
+    """Docker's matching: a pattern matches a path or any of its parents;
+    `**` matches any number of directories."""
+    parts = path.split("/")
+    for i in range(1, len(parts) + 1):
+        prefix = "/".join(parts[:i])
+        regex = "^" + re.escape(pat).replace(r"\*\*/", "(.*/)?").replace(r"\*\*", ".*").replace(r"\*", "[^/]*").replace(r"\?", "[^/]") + "$"
+        if re.match(regex, prefix):
+            return True
+    return False
+
+
+def included(rules: list[tuple[bool, str]], path: str) -> bool:
+    excluded = False
+    for neg, pat in rules:
+        if pattern_matches(pat, path):
+            excluded = not neg
+    return not excluded
+
+
+def repo_files() -> list[str]:
+    out = subprocess.run(
+        ["git", "ls-files", "--cached", "--others", "--exclude-standard"],
+        cwd=ROOT, capture_output=True, text=True, check=True,
+    ).stdout
+    return [line for line in out.splitlines() if line]
+
+
+def workspace_members() -> list[str]:
+    data = tomllib.loads((ROOT / "Cargo.toml").read_text())
+    return data["workspace"]["members"]
+
+
+def check_dockerfiles() -> None:
+    files = repo_files()
+    members = workspace_members()
+    for df in sorted((DEPLOY / "docker").glob("*.Dockerfile")):
+        name = df.name.removesuffix(".Dockerfile")
+        ignore = df.with_name(df.name + ".dockerignore")
+        if not ignore.exists():
+            fail(f"{rel(df)}: no {ignore.name} next to it")
+            continue
+        rules = dockerignore_rules(ignore)
+        context = [f for f in files if included(rules, f)]
+        text = df.read_text()
+        lines = text.splitlines()
+        # Final stage runs as a numeric non-root user.
+        stages = [i for i, l in enumerate(lines) if l.startswith("FROM ")]
+        final = lines[stages[-1]:] if stages else lines
+        users = [l.split()[1] for l in final if l.startswith("USER ")]
+        if not users or not re.fullmatch(r"[1-9][0-9]*(:[0-9]+)?", users[-1]):
+            fail(f"{rel(df)}: the final stage must end with a numeric non-root USER (found {users})")
+        if not any(l.startswith("ENTRYPOINT ") for l in final):
+            fail(f"{rel(df)}: no ENTRYPOINT in the final stage")
+        if "cargo build --release --locked" not in text:
+            fail(f"{rel(df)}: expected `cargo build --release --locked`")
+        # Every COPY source from the context is in the context.
+        for l in lines:
+            if not l.startswith("COPY ") or "--from=" in l:
+                continue
+            args = [a for a in shlex.split(l)[1:] if not a.startswith("--")]
+            for src in args[:-1]:
+                src = src.rstrip("/")
+                if src == ".":
+                    continue
+                if not any(f == src or f.startswith(src + "/") for f in context):
+                    fail(f"{rel(df)}: COPY {src} is not in the build context ({ignore.name} excludes it or it does not exist)")
+        # What the Rust build needs is there; what must stay out stays out.
+        need = ["Cargo.toml", "Cargo.lock"] + [f"{m}/Cargo.toml" for m in members]
+        if name == "gateway":
+            need += ["gateway/panel/package.json", "gateway/panel/package-lock.json", "gateway/panel/buf.gen.yaml", "proto/buf.yaml"]
+        for n in need:
+            if n in files and n not in context:
+                fail(f"{rel(df)}: {n} is excluded from the build context")
+        for f in context + ["target/release/fog-agent", "proto/node_modules/x/package.json",
+                            "gateway/panel/node_modules/x/package.json", ".git/HEAD", ".fog-dev/data/fog.redb",
+                            "deploy/.cache/venv/bin/python", "gateway/panel/dist/index.html"]:
+            if not included(rules, f):
+                continue
+            if re.search(r"(^|/)(target|node_modules|\.git|\.fog-dev)(/|$)", f) or f.startswith(("deploy/.cache", "gateway/panel/dist")):
+                fail(f"{rel(df)}: {f} would be sent to the builder")
+        print(f"  {rel(df)}: final USER {users[-1] if users else '-'}, {len(context)} files in the build context")
+    done("Dockerfiles")
+
+
+# --------------------------------------------------------------------------
+# compose
+
+
+def check_compose(path: str) -> None:
+    cfg = json.loads(Path(path).read_text())
+    services = cfg["services"]
+    want = {"init", "coordinator", "bootstrap", "gateway", "agent-1", "agent-2", "agent-3"}
+    if set(services) != want:
+        fail(f"services are {sorted(services)}, expected {sorted(want)}")
+    for name, s in services.items():
+        if not s.get("read_only"):
+            fail(f"{name}: read_only is not set")
+        if "ALL" not in (s.get("cap_drop") or []):
+            fail(f"{name}: cap_drop ALL missing")
+        if "no-new-privileges:true" not in (s.get("security_opt") or []):
+            fail(f"{name}: no-new-privileges missing")
+        for p in s.get("ports") or []:
+            if p.get("host_ip") not in ("127.0.0.1", "::1"):
+                fail(f"{name}: port {p.get('published')} is published on every interface")
+    deps = {n: set((s.get("depends_on") or {}).keys()) for n, s in services.items()}
+    order = {"coordinator": {"init"}, "bootstrap": {"coordinator"}, "gateway": {"bootstrap"}}
+    for n, d in order.items():
+        if not d <= deps.get(n, set()):
+            fail(f"{n} must depend on {sorted(d)}")
+    for i in (1, 2, 3):
+        a = services.get(f"agent-{i}", {})
+        env = a.get("environment") or {}
+        if env.get("FOG_AGENT_NAME") != f"agent-{i}":
+            fail(f"agent-{i}: FOG_AGENT_NAME")
+        if not env.get("FOGPLANE_JOIN_TOKEN_FILE", "").endswith(f"/agent-{i}"):
+            fail(f"agent-{i}: FOGPLANE_JOIN_TOKEN_FILE does not name its own token")
+        vols = {v["source"]: v for v in a.get("volumes") or []}
+        if f"agent-{i}-state" not in vols:
+            fail(f"agent-{i}: no state volume")
+        if not vols.get("join-tokens", {}).get("read_only"):
+            fail(f"agent-{i}: join-tokens must be mounted read-only")
+    nodes = (services.get("bootstrap", {}).get("environment") or {}).get("FOGPLANE_JOIN_NODES", "").split()
+    if sorted(nodes) != ["agent-1", "agent-2", "agent-3"]:
+        fail(f"bootstrap mints tokens for {nodes}, not the three agents")
+    sans = (services.get("coordinator", {}).get("environment") or {}).get("FOG_TLS_SANS", "").split(",")
+    if "coordinator" not in sans:
+        fail("coordinator: FOG_TLS_SANS must include `coordinator`, the name the others dial")
+    for v in (services.get("bootstrap", {}).get("volumes") or []):
+        if v["source"] == "coordinator-data" and not v.get("read_only"):
+            fail("bootstrap: coordinator-data must be read-only")
+    gw = services.get("gateway", {})
+    if any(v["source"] in ("coordinator-data", "join-tokens") for v in gw.get("volumes") or []):
+        fail("gateway: must see neither the store nor the join tokens")
+    print(f"  {len(services)} services, volumes: {', '.join(sorted(cfg.get('volumes', {})))}")
+    done("compose structure")
+
+
+# --------------------------------------------------------------------------
+# helm
+
+
+def check_helm(chart: str) -> None:
+    import helm_python as helm
+    import kubernetes_validate
+    import yaml
+
+    chart_dir = Path(chart)
+    values_files = sorted((chart_dir / "ci").glob("*-values.yaml"))
+    print(f"  helm SDK {helm.helm_sdk_version()} (helm-python-sdk {helm.helm_c_version()}, libhelm_c)")
+    # Default values: the CA is required while the gateway is enabled.
+    with helm.Chart.load(chart_dir) as c:
+        try:
+            c.render(None, name="fog", namespace="edge")
+            fail("default values rendered, but must fail: the gateway needs the CA Secret")
+        except Exception as e:  # HelmRenderError
+            if "cluster CA" not in str(e):
+                fail(f"default values failed for another reason: {e}")
+            else:
+                print("  default values: refused as intended (no CA Secret while the gateway is enabled)")
+        for bad, why in (
+            ({"coordinator": {"replicas": 2, "ca": {"existingSecret": "x"}}}, "replicas must be 1"),
+            ({"gateway": {"enabled": False}, "metrics": {"serviceMonitor": {"enabled": True}}}, "needs metrics.enabled"),
+        ):
+            try:
+                c.render(bad, name="fog", namespace="edge")
+                fail(f"values {bad} rendered but must fail ({why})")
+            except Exception as e:
+                if why not in str(e):
+                    fail(f"values {bad} failed for another reason: {e}")
+    objects_seen = 0
+    for vf in values_files:
+        values = yaml.safe_load(vf.read_text()) or {}
+        report = helm.lint(chart_dir, values, strict=True, namespace="edge")
+        for m in report.get("messages", []):
+            if m["severity"] >= 2:
+                fail(f"helm lint ({vf.name}): {m['path']}: {m['error']}")
+        for e in report.get("errors", []):
+            fail(f"helm lint ({vf.name}): {e}")
+        with helm.Chart.load(chart_dir) as c:
+            try:
+                manifests = c.render(values, name="fog", namespace="edge", is_install=True)
+            except Exception as e:
+                fail(f"render with {vf.name}: {e}")
+                continue
+        objs = []
+        for path, text in sorted(manifests.items()):
+            if path.endswith("NOTES.txt"):
+                continue
+            try:
+                docs = [d for d in yaml.safe_load_all(text) if d]
+            except yaml.YAMLError as e:
+                fail(f"{vf.name}: {path} is not YAML: {e}")
+                continue
+            objs += [(path, d) for d in docs]
+        kinds = []
+        for path, o in objs:
+            kind = o.get("kind")
+            kinds.append(kind)
+            if not o.get("apiVersion") or not kind or not o.get("metadata", {}).get("name"):
+                fail(f"{vf.name}: {path}: apiVersion, kind and metadata.name are required")
+                continue
+            if kind == "ServiceMonitor":
+                check_service_monitor(vf.name, o, [x for _, x in objs])
+                continue
+            for kv in ("1.25.0", "1.37.0"):
+                try:
+                    kubernetes_validate.validate(o, kv, strict=True)
+                except Exception as e:
+                    msg = str(e).splitlines()[0]
+                    fail(f"{vf.name}: {kind}/{o['metadata']['name']} against Kubernetes {kv}: {msg}")
+            check_pod_security(vf.name, o)
+        objects_seen += len(objs)
+        print(f"  {vf.name}: lint ok, {len(objs)} objects ({', '.join(sorted(set(kinds)))}) valid for Kubernetes 1.25 and 1.37")
+    done(f"Helm chart ({objects_seen} rendered objects)")
+
+
+def pod_spec(o: dict) -> dict | None:
+    if o.get("kind") in ("StatefulSet", "Deployment", "DaemonSet"):
+        return o["spec"]["template"]["spec"]
+    return None
+
+
+def check_pod_security(vf: str, o: dict) -> None:
+    spec = pod_spec(o)
+    if spec is None:
+        return
+    name = f"{vf}: {o['kind']}/{o['metadata']['name']}"
+    if spec.get("automountServiceAccountToken") is not False:
+        fail(f"{name}: automountServiceAccountToken must be false")
+    for c in spec.get("containers", []) + spec.get("initContainers", []):
+        sc = c.get("securityContext") or {}
+        if sc.get("allowPrivilegeEscalation") is not False:
+            fail(f"{name}: {c['name']}: allowPrivilegeEscalation must be false")
+        if sc.get("readOnlyRootFilesystem") is not True:
+            fail(f"{name}: {c['name']}: readOnlyRootFilesystem must be true")
+        drop = (sc.get("capabilities") or {}).get("drop") or []
+        if "ALL" not in drop:
+            fail(f"{name}: {c['name']}: capabilities must drop ALL")
+        add = (sc.get("capabilities") or {}).get("add") or []
+        if add and not (c["name"] == "state-dir" and add == ["CHOWN"]):
+            fail(f"{name}: {c['name']}: adds capabilities {add}")
+        run_as = sc.get("runAsUser", (spec.get("securityContext") or {}).get("runAsUser"))
+        if run_as in (None, 0) and c["name"] != "state-dir":
+            fail(f"{name}: {c['name']}: runs as root")
+
+
+def check_service_monitor(vf: str, sm: dict, objs: list[dict]) -> None:
+    if sm.get("apiVersion") != "monitoring.coreos.com/v1":
+        fail(f"{vf}: ServiceMonitor apiVersion")
+    sel = sm["spec"]["selector"]
+    ports = {e["port"] for e in sm["spec"]["endpoints"]}
+
+    def selected(o: dict) -> bool:
+        labels = o["metadata"].get("labels", {})
+        if any(labels.get(k) != v for k, v in (sel.get("matchLabels") or {}).items()):
+            return False
+        for e in sel.get("matchExpressions") or []:
+            if e["operator"] != "In" or labels.get(e["key"]) not in e["values"]:
+                return False
+        return True
+
+    services = [o for o in objs if o.get("kind") == "Service"]
+    targets = [o for o in services if selected(o) and ports & {p.get("name") for p in o["spec"]["ports"]}]
+    want = {o["metadata"]["labels"].get("app.kubernetes.io/component") for o in services
+            if "metrics" in {p.get("name") for p in o["spec"]["ports"]}}
+    got = {o["metadata"]["labels"].get("app.kubernetes.io/component") for o in targets}
+    if not targets or got != want:
+        fail(f"{vf}: the ServiceMonitor selects the metrics ports of {sorted(got)}, expected {sorted(want)}")
+    else:
+        print(f"  {vf}: the ServiceMonitor scrapes {', '.join(sorted(got))}")
+
+
+# --------------------------------------------------------------------------
+# flags
+
+
+FLAG_RE = re.compile(r"(?<![\w-])(--[a-z][a-z0-9-]*)")
+ENV_RE = re.compile(r"\b(FOG_[A-Z0-9_]+)\b")
+BINARIES = ("fog-coordinator", "fog-gateway", "fog-agent", "fogctl")
+# Read outside clap (so not in --help): the tracing filter of the coordinator
+# and the gateway; fogctl's password and config directory.
+EXTRA_ENV = {"FOG_LOG": {"fog-coordinator", "fog-gateway"}, "FOG_PASSWORD": {"fogctl"}}
+
+
+def help_text(bin_dir: Path, argv: list[str]) -> str:
+    r = subprocess.run([str(bin_dir / argv[0])] + argv[1:] + ["--help"], capture_output=True, text=True, timeout=20)
+    if r.returncode != 0:
+        raise RuntimeError(f"{' '.join(argv)} --help exited {r.returncode}: {r.stderr}")
+    return r.stdout
+
+
+def subcommands(text: str) -> list[str]:
+    m = re.search(r"^Commands:\n(.*?)(?:\n\n|\Z)", text, re.M | re.S)
+    if not m:
+        return []
+    return [l.split()[0] for l in m.group(1).splitlines() if l.strip() and l.split()[0] != "help"]
+
+
+def collect(bin_dir: Path) -> dict[str, dict[str, set[str]]]:
+    """binary -> {"flags": …, "env": …} from every (sub)command's --help."""
+    out: dict[str, dict[str, set[str]]] = {}
+    for b in BINARIES:
+        flags: set[str] = set()
+        env: set[str] = set()
+        todo = [[b]] + ([[b, "admin", "create"]] if b == "fog-coordinator" else [])
+        while todo:
+            argv = todo.pop()
+            text = help_text(bin_dir, argv)
+            for line in text.splitlines():
+                s = line.strip()
+                if s.startswith("-"):
+                    flags.update(FLAG_RE.findall(s.split("  ")[0]))
+            env.update(re.findall(r"\[env: ([A-Z0-9_]+)", text))
+            todo += [argv + [c] for c in subcommands(text)]
+        env |= {k for k, bins in EXTRA_ENV.items() if b in bins}
+        out[b] = {"flags": flags, "env": env}
+    return out
+
+
+def segments(text: str):
+    """(binary, words) for every command line of a fog binary in `text`
+    (shell scripts, Dockerfiles, unit files, Markdown code, YAML)."""
+    text = text.replace("\\\n", " ")
+    for line in text.splitlines():
+        for seg in re.split(r"\|\||&&|[|;`]|\$\(", line):
+            words = seg.replace('"', " ").replace("'", " ").replace(",", " , ").split()
+            for i, w in enumerate(words):
+                base = w.rsplit("/", 1)[-1]
+                if base in BINARIES:
+                    yield base, words[i + 1:]
+                    break
+
+
+def scan_files() -> list[Path]:
+    out = [DOC] if DOC.exists() else []
+    for p in sorted(DEPLOY.rglob("*")):
+        if p.is_file() and ".cache" not in p.parts and p.suffix not in (".py",) and p.name != "check.sh":
+            out.append(p)
+    return out
+
+
+def check_flags(bin_dir: str) -> None:
+    helps = collect(Path(bin_dir))
+    all_flags = set().union(*(h["flags"] for h in helps.values()))
+    all_env = set().union(*(h["env"] for h in helps.values()))
+    planned_seen: set[str] = set()
+    n_flags = n_env = 0
+    for p in scan_files():
+        text = p.read_text(errors="replace")
+        for b, words in segments(text):
+            for w in words:
+                for f in FLAG_RE.findall(w.split("=")[0]):
+                    n_flags += 1
+                    if f in PLANNED:
+                        planned_seen.add(f)
+                    elif f not in helps[b]["flags"]:
+                        fail(f"{rel(p)}: `{b} … {f}`: {b} has no such flag")
+        if p == DOC:
+            # Flags named in prose (`--restart-grace`) belong to some Fogplane binary.
+            for f in re.findall(r"`(--[a-z][a-z0-9-]*)", text):
+                n_flags += 1
+                if f not in all_flags and f not in PLANNED:
+                    fail(f"{rel(p)}: `{f}` is not a flag of any Fogplane binary")
+        for v in ENV_RE.findall(text):
+            if v.endswith("_"):  # a prefix, as in "FOG_AGENT_* variables"
+                continue
+            n_env += 1
+            if v in PLANNED:
+                planned_seen.add(v)
+            elif v not in all_env:
+                fail(f"{rel(p)}: {v} is not read by any Fogplane binary")
+        # Env files and units belong to one binary: their variables must be that binary's.
+        owner = {"coordinator.env": "fog-coordinator", "gateway.env": "fog-gateway", "agent.env": "fog-agent",
+                 "fog-coordinator.service": "fog-coordinator", "fog-gateway.service": "fog-gateway",
+                 "fog-agent.service": "fog-agent"}.get(p.name)
+        if owner:
+            for v in re.findall(r"^#?\s*(?:Environment=)?(FOG_[A-Z0-9_]+)=", text, re.M):
+                if v not in helps[owner]["env"] and v not in PLANNED:
+                    fail(f"{rel(p)}: {v} is not a {owner} variable")
+    for name in sorted(PLANNED & (all_flags | all_env)):
+        fail(f"{name} now exists in a binary: remove it from PLANNED in deploy/check/checks.py and the PLANNED notes")
+    print(f"  {n_flags} flag uses and {n_env} FOG_* names in {len(scan_files())} files checked against "
+          + ", ".join(f"{b} ({len(h['flags'])} flags, {len(h['env'])} variables)" for b, h in helps.items()))
+    if planned_seen:
+        print(f"  planned, not yet in any binary (allowed): {', '.join(sorted(planned_seen))}")
+    done("flags and variables")
+
+
+def check_rendered_flags(bin_dir: str, chart: str, compose_json: str) -> None:
+    """Per-container check of the Helm chart's and compose file's args and env."""
+    import helm_python as helm
+    import yaml
+
+    helps = collect(Path(bin_dir))
+    image_bins = {"coordinator": ["fog-coordinator", "fogctl"], "gateway": ["fog-gateway"], "agent": ["fog-agent"]}
+    script_env = re.compile(r"^(FOGPLANE_[A-Z_]+|NODE_NAME)$")
+
+    def check(where: str, image: str, command: list[str] | None, args: list[str], env: list[str]) -> None:
+        kind = next((k for k in image_bins if f"/{k}:" in image or image.startswith(f"{k}:")), None)
+        if kind is None:
+            fail(f"{where}: unknown image {image}")
+            return
+        bins = image_bins[kind]
+        allowed_env = set().union(*(helps[b]["env"] for b in bins))
+        for e in env:
+            if not (e in allowed_env or script_env.match(e) or e in PLANNED):
+                fail(f"{where}: env {e} is not read by {'/'.join(bins)}")
+        if command:  # a script or a shell: its flags are checked by the text scan
+            return
+        for a in args:
+            f = a.split("=")[0]
+            if f.startswith("--") and f not in helps[bins[0]]["flags"] and f not in PLANNED:
+                fail(f"{where}: {bins[0]} has no flag {f}")
+
+    values_files = sorted((Path(chart) / "ci").glob("*-values.yaml"))
+    n = 0
+    for vf in values_files:
+        with helm.Chart.load(chart) as c:
+            manifests = c.render(yaml.safe_load(vf.read_text()), name="fog", namespace="edge")
+        for path, text in manifests.items():
+            if path.endswith("NOTES.txt"):
+                continue
+            for o in yaml.safe_load_all(text):
+                spec = pod_spec(o) if isinstance(o, dict) else None
+                if not spec:
+                    continue
+                for ctr in spec.get("containers", []) + spec.get("initContainers", []):
+                    n += 1
+                    check(f"{vf.name}: {o['kind']}/{ctr['name']}", ctr["image"], ctr.get("command"),
+                          ctr.get("args") or [], [e["name"] for e in ctr.get("env") or []])
+    cfg = json.loads(Path(compose_json).read_text())
+    for name, s in cfg["services"].items():
+        n += 1
+        check(f"compose {name}", s["image"], s.get("entrypoint"), s.get("command") or [], list((s.get("environment") or {}).keys()))
+    print(f"  {n} containers (Helm renders and compose services): args and env match their image's binaries")
+    done("container flags and variables")
+
+
+def main() -> None:
+    cmd = sys.argv[1] if len(sys.argv) > 1 else ""
+    if cmd == "yaml":
+        check_yaml()
+    elif cmd == "dockerfiles":
+        check_dockerfiles()
+    elif cmd == "compose":
+        check_compose(sys.argv[2])
+    elif cmd == "helm":
+        check_helm(sys.argv[2])
+    elif cmd == "flags":
+        check_flags(sys.argv[2])
+    elif cmd == "container-flags":
+        check_rendered_flags(sys.argv[2], sys.argv[3], sys.argv[4])
+    else:
+        print(__doc__)
+        sys.exit(2)
+
+
+if __name__ == "__main__":
+    main()

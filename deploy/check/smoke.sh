@@ -1,0 +1,224 @@
+#!/usr/bin/env bash
+# Smoke test of the deploy scripts and example configs against the real
+# binaries (no containers, no systemd): everything on 127.0.0.1, in a
+# temporary directory, stopped at the end. Run by deploy/check.sh.
+#
+#   bash deploy/check/smoke.sh BIN_DIR
+#
+# 1. fog-coordinator-init-admin creates the admin, and a second run is a no-op
+# 2. the coordinator starts with deploy/config/coordinator.env; the image's
+#    HEALTHCHECK command passes; /metrics answers
+# 3. init-admin fails (and says why) while the coordinator holds the store
+# 4. fogplane-bootstrap publishes ca.pem and writes a join token
+# 5. fog-agent-join-once joins (name sanitised to the token's), then skips
+# 6. fog-agent runs with deploy/config/agent.toml + agent.env and its node
+#    becomes healthy; bootstrap then mints no token for it
+# 7. the gateway starts with deploy/config/gateway.env; the image's
+#    HEALTHCHECK passes; /readyz is ready
+# 8. SIGTERM stops everything with exit code 0
+# 9. operator CA (fogplane-make-ca): the coordinator serves with
+#    --ca-cert/--ca-key; after `fogplane-make-ca --renew` (same key, new
+#    validity) and a restart, the joined agent and fogctl, which hold the old
+#    certificate, still connect
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+BIN="$(cd "$1" && pwd)"
+export PATH="$BIN:$PWD/deploy/scripts:$PATH"
+T="$(mktemp -d)"
+pids=()
+cleanup() {
+  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+  rm -rf "$T"
+}
+trap cleanup EXIT
+
+ok() { echo "  ok  $*"; }
+die() {
+  echo "  FAIL $*"
+  for f in "$T"/*.log; do [ -f "$f" ] && { echo "--- $f"; tail -n 20 "$f"; }; done
+  exit 1
+}
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+# (FOG_COORDINATOR is also in gateway.env, so the URL is kept as COORD_URL.)
+# The HEALTHCHECK of a Dockerfile, as a command line, with the port replaced.
+healthcheck() {
+  python3 - "$1" "$2" "$3" <<'EOF'
+import json, re, sys
+text = open(sys.argv[1]).read().replace("\\\n", " ")
+cmd = json.loads(re.search(r"^HEALTHCHECK .*?CMD (\[.*\])$", text, re.M).group(1))
+print("\0".join(c.replace(sys.argv[2], sys.argv[3]) for c in cmd), end="")
+EOF
+}
+run_healthcheck() {
+  local args=()
+  while IFS= read -r -d '' a; do args+=("$a"); done < <(healthcheck "$@"; printf '\0')
+  "${args[@]}"
+}
+http_get() { # port path -> status line and body on stdout
+  bash -c "exec 3<>/dev/tcp/127.0.0.1/$1 && printf 'GET $2 HTTP/1.0\r\nHost: localhost\r\n\r\n' >&3 && cat <&3"
+}
+wait_for() { # seconds description command...
+  local n=$(($1 * 10)) what=$2
+  shift 2
+  for _ in $(seq 1 "$n"); do "$@" >/dev/null 2>&1 && return 0; sleep 0.1; done
+  die "timed out waiting for $what"
+}
+
+P_COORD=$(free_port)
+P_GW=$(free_port)
+P_METRICS=$(free_port)
+P_GW_METRICS=$(free_port)
+DATA="$T/data"
+(umask 077 && printf 'smoke-password-%s\n' "$RANDOM$RANDOM" >"$T/admin-password")
+export FOGPLANE_ADMIN_PASSWORD_FILE="$T/admin-password"
+
+# 1
+FOG_DATA_DIR="$DATA" fog-coordinator-init-admin 2>"$T/init1.log" || die "init-admin (first run)"
+FOG_DATA_DIR="$DATA" fog-coordinator-init-admin 2>"$T/init2.log" || die "init-admin (second run)"
+grep -q 'already exists' "$T/init2.log" || die "init-admin's second run did not say the admin exists"
+ok "fog-coordinator-init-admin creates the admin, then does nothing"
+
+# 2
+(
+  set -a
+  # shellcheck source=/dev/null
+  . deploy/config/coordinator.env
+  set +a
+  exec fog-coordinator --listen "127.0.0.1:$P_COORD" --data-dir "$DATA" --metrics-listen "127.0.0.1:$P_METRICS"
+) >"$T/coordinator.log" 2>&1 &
+pids+=($!)
+COORD_PID=$!
+wait_for 30 "the coordinator's ca.pem" test -s "$DATA/ca.pem"
+wait_for 30 "the coordinator's port" bash -c "exec 3<>/dev/tcp/127.0.0.1/$P_COORD"
+grep -q '"level"' "$T/coordinator.log" || die "FOG_LOG_JSON=true from coordinator.env did not give JSON logs"
+run_healthcheck deploy/docker/coordinator.Dockerfile 7443 "$P_COORD" || die "coordinator.Dockerfile HEALTHCHECK"
+ok "coordinator serves with deploy/config/coordinator.env (JSON logs); its image's HEALTHCHECK passes"
+wait_for 10 "/metrics" bash -c "$(declare -f http_get); http_get $P_METRICS /metrics | head -n 1 | grep -q ' 200 '"
+http_get "$P_METRICS" /metrics | grep -q '^# TYPE ' || die "/metrics has no metrics"
+ok "GET /metrics on --metrics-listen answers"
+
+# 3
+if FOG_DATA_DIR="$DATA" fog-coordinator-init-admin 2>"$T/init3.log"; then
+  die "init-admin succeeded while the coordinator holds the store"
+fi
+grep -q 'in use by a running coordinator' "$T/init3.log" || die "init-admin did not say the store is in use"
+ok "init-admin refuses while the coordinator runs (store locked)"
+
+# 4
+COORD_URL="https://localhost:$P_COORD"
+export FOG_COORDINATOR="$COORD_URL"
+FOGPLANE_CA_SOURCE="$DATA/ca.pem" FOGPLANE_PUBLIC_DIR="$T/pki" FOGPLANE_TOKEN_DIR="$T/tokens" \
+  FOGPLANE_JOIN_NODES="smoke-1" FOGPLANE_JOIN_TTL=10m FOGPLANE_JOIN_LABELS="fog.io/onion-routing=true" \
+  fogplane-bootstrap >"$T/bootstrap1.log" 2>&1 || die "fogplane-bootstrap"
+cmp -s "$DATA/ca.pem" "$T/pki/ca.pem" || die "bootstrap did not publish ca.pem"
+grep -q '^FOG1' "$T/tokens/smoke-1" || die "bootstrap wrote no token for smoke-1"
+[ "$(stat -c %a "$T/tokens/smoke-1")" = 600 ] || die "the token file is not 0600"
+ok "fogplane-bootstrap publishes ca.pem and writes a 0600 join token"
+
+# 5
+export FOG_AGENT_STATE_DIR="$T/agent"
+FOG_AGENT_COORDINATOR="$COORD_URL" FOG_AGENT_NAME="Smoke.1" FOGPLANE_SANITIZE_NAME=1 \
+  FOGPLANE_JOIN_TOKEN_FILE="$T/tokens/smoke-1" fog-agent-join-once >"$T/join1.log" 2>&1 || die "fog-agent-join-once"
+[ "$(cat "$T/agent/node-id")" = smoke-1 ] || die "joined as $(cat "$T/agent/node-id"), not smoke-1"
+FOGPLANE_JOIN_TOKEN_FILE=/nonexistent fog-agent-join-once >"$T/join2.log" 2>&1 || die "fog-agent-join-once (second run)"
+grep -q 'already joined as node smoke-1' "$T/join2.log" || die "the second join did not skip"
+status=0
+FOG_AGENT_STATE_DIR="$T/empty" FOG_AGENT_COORDINATOR="$COORD_URL" fog-agent-join-once >"$T/join3.log" 2>&1 || status=$?
+[ "$status" = 64 ] || die "join-once without credentials or token exited $status, not 64"
+ok "fog-agent-join-once joins once (Smoke.1 -> smoke-1), skips after, exits 64 without a token"
+
+# 6
+(
+  set -a
+  # shellcheck source=/dev/null
+  . deploy/config/agent.env
+  set +a
+  exec fog-agent run --config deploy/config/agent.toml --state-dir "$T/agent" --coordinator "$COORD_URL"
+) >"$T/agent.log" 2>&1 &
+pids+=($!)
+AGENT_PID=$!
+export FOGCTL_CONFIG_DIR="$T/fogctl" FOG_CA_FILE="$T/pki/ca.pem"
+fogctl login --username admin --password-stdin <"$T/admin-password" >/dev/null 2>&1 || die "fogctl login"
+node_healthy() { fogctl -o json nodes get smoke-1 2>/dev/null | grep -q '"NODE_STATUS_\(IDLE\|ACTIVE\|BUSY\)"'; }
+wait_for 20 "node smoke-1 to be healthy" node_healthy
+fogctl -o json nodes get smoke-1 >"$T/node.json"
+grep -q '"lab-1"' "$T/node.json" || die "agent.toml's label site=lab-1 is missing: $(cat "$T/node.json")"
+ok "fog-agent runs with deploy/config/agent.toml + agent.env; node smoke-1 is healthy with its labels"
+FOGPLANE_CA_SOURCE="$DATA/ca.pem" FOGPLANE_PUBLIC_DIR="" FOGPLANE_TOKEN_DIR="$T/tokens" FOGPLANE_JOIN_NODES="smoke-1" \
+  fogplane-bootstrap >"$T/bootstrap2.log" 2>&1 || die "fogplane-bootstrap (second run)"
+[ ! -e "$T/tokens/smoke-1" ] || die "bootstrap kept a token for a node that joined"
+ok "fogplane-bootstrap mints no token for a node that has joined"
+
+# 7
+PANEL=gateway/panel/dist
+if [ ! -f "$PANEL/index.html" ]; then
+  PANEL="$T/panel"
+  mkdir -p "$PANEL" && echo '<!doctype html><title>smoke</title>' >"$PANEL/index.html"
+fi
+(
+  set -a
+  # shellcheck source=/dev/null
+  . deploy/config/gateway.env
+  set +a
+  exec fog-gateway --listen "127.0.0.1:$P_GW" --coordinator "$COORD_URL" --ca-file "$T/pki/ca.pem" --panel-dir "$PANEL" \
+    --metrics-listen "127.0.0.1:$P_GW_METRICS"
+) >"$T/gateway.log" 2>&1 &
+pids+=($!)
+GW_PID=$!
+wait_for 20 "the gateway's 'listening on'" grep -q 'listening on' "$T/gateway.log"
+run_healthcheck deploy/docker/gateway.Dockerfile 8080 "$P_GW" || die "gateway.Dockerfile HEALTHCHECK"
+http_get "$P_GW" /readyz | head -n 1 | grep -q ' 200 ' || die "/readyz is not 200"
+wait_for 10 "the gateway's /metrics" bash -c "$(declare -f http_get); http_get $P_GW_METRICS /metrics | head -n 1 | grep -q ' 200 '"
+ok "gateway serves with deploy/config/gateway.env; its image's HEALTHCHECK passes; /readyz is ready; /metrics answers"
+
+# 8
+for p in "$AGENT_PID" "$GW_PID" "$COORD_PID"; do
+  kill -TERM "$p"
+  status=0
+  wait "$p" || status=$?
+  [ "$status" = 0 ] || die "process $p exited $status after SIGTERM"
+done
+pids=()
+ok "agent, gateway and coordinator stop on SIGTERM with exit code 0"
+
+# 9
+if ! command -v openssl >/dev/null; then
+  echo "  skip operator CA: no openssl"
+  exit 0
+fi
+CA="$T/ca"
+DATA2="$T/data2"
+fogplane-make-ca "$CA" 2>"$T/make-ca.log" || die "fogplane-make-ca"
+head -n 1 "$CA/ca.key" | grep -q 'BEGIN PRIVATE KEY' || die "the CA key is not PKCS#8"
+FOG_DATA_DIR="$DATA2" fog-coordinator-init-admin 2>>"$T/init1.log" || die "init-admin (operator CA)"
+start_coordinator2() {
+  fog-coordinator --listen "127.0.0.1:$P_COORD" --data-dir "$DATA2" --ca-cert "$CA/ca.crt" --ca-key "$CA/ca.key" \
+    >>"$T/coordinator2.log" 2>&1 &
+  pids+=($!)
+  COORD_PID=$!
+  wait_for 30 "the coordinator (operator CA)" bash -c "exec 3<>/dev/tcp/127.0.0.1/$P_COORD"
+}
+start_coordinator2
+cmp -s "$DATA2/ca.pem" "$CA/ca.crt" || die "<data-dir>/ca.pem is not the operator's CA certificate"
+cp "$CA/ca.crt" "$T/ca-before-renewal.pem"
+export FOGCTL_CONFIG_DIR="$T/fogctl2" FOG_CA_FILE="$T/ca-before-renewal.pem"
+fogctl login --username admin --password-stdin <"$T/admin-password" >/dev/null 2>&1 || die "fogctl login (operator CA)"
+fogctl join-token create --name smoke-2 --ttl 10m >"$T/token2" 2>/dev/null || die "join-token create (operator CA)"
+FOG_AGENT_STATE_DIR="$T/agent2" FOG_AGENT_COORDINATOR="$COORD_URL" FOGPLANE_JOIN_TOKEN_FILE="$T/token2" \
+  fog-agent-join-once >>"$T/join1.log" 2>&1 || die "join (operator CA)"
+fog-agent run --state-dir "$T/agent2" --log info >"$T/agent2.log" 2>&1 &
+pids+=($!)
+node2_up() { fogctl -o json nodes get smoke-2 2>/dev/null | grep -q '"NODE_STATUS_\(IDLE\|ACTIVE\|BUSY\)"'; }
+wait_for 20 "node smoke-2" node2_up
+ok "coordinator serves with an operator CA from fogplane-make-ca; an agent joins"
+kill -TERM "$COORD_PID"
+wait "$COORD_PID" || die "coordinator (operator CA) did not stop cleanly"
+sleep 1
+FOGPLANE_CA_DAYS=7300 fogplane-make-ca --renew "$CA" 2>>"$T/make-ca.log" || die "fogplane-make-ca --renew"
+cmp -s "$CA/ca.crt" "$T/ca-before-renewal.pem" && die "--renew did not change the certificate"
+start_coordinator2
+wait_for 30 "the agent's second session" bash -c "[ \$(grep -c 'session open' '$T/agent2.log') -ge 2 ]"
+wait_for 20 "node smoke-2 after the CA renewal" node2_up
+fogctl status >/dev/null 2>&1 || die "fogctl with the old CA certificate after the renewal"
+ok "after fogplane-make-ca --renew and a restart, the agent reconnects and fogctl verifies with the old certificate"
