@@ -23,9 +23,12 @@ Exit codes:
 #[command(long_about = "fogctl — operate a Fogplane fleet: inspect nodes, submit and follow \
 tasks, explain placements, watch the topology, and run simulated nodes.")]
 pub struct Cli {
-    /// Coordinator URL.
-    #[arg(long, global = true, env = "FOG_COORDINATOR", default_value = DEFAULT_COORDINATOR)]
-    pub coordinator: String,
+    /// Coordinator URL [default: the context's, else http://127.0.0.1:7443].
+    #[arg(long, global = true, env = "FOG_COORDINATOR")]
+    pub coordinator: Option<String>,
+    /// Named context to use (coordinator, CA, token) instead of the current one; see `fogctl config`.
+    #[arg(long, global = true, env = "FOGCTL_CONTEXT")]
+    pub context: Option<String>,
     /// Output format.
     #[arg(short = 'o', long = "output", global = true, value_enum, default_value_t = OutputFormat::Table)]
     pub output: OutputFormat,
@@ -53,6 +56,8 @@ pub enum OutputFormat {
     Table,
     /// JSON (one document, or one per line for streams), proto field names.
     Json,
+    /// YAML (one document; streams: a `---` document per event), proto field names.
+    Yaml,
 }
 
 /// The nouns.
@@ -85,6 +90,39 @@ pub enum Command {
     /// API tokens for automation (admin).
     #[command(subcommand)]
     Token(ApiTokenCommand),
+    /// Named contexts (coordinator, CA, token), like kubectl's: `set-context`, `use-context`, …
+    #[command(subcommand)]
+    Config(ConfigCommand),
+    /// Print a shell completion script, e.g. `fogctl completion bash > /etc/bash_completion.d/fogctl`.
+    Completion {
+        /// The shell.
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+}
+
+/// `fogctl config …`
+#[derive(Debug, Subcommand)]
+pub enum ConfigCommand {
+    /// Create or update a context from --coordinator, --ca-file and --token (given as flags or env).
+    SetContext {
+        /// Context name.
+        name: String,
+    },
+    /// Make a context the current one.
+    UseContext {
+        /// Context name.
+        name: String,
+    },
+    /// List contexts (`*` marks the current one).
+    GetContexts,
+    /// Print the current context's name.
+    CurrentContext,
+    /// Delete a context.
+    DeleteContext {
+        /// Context name.
+        name: String,
+    },
 }
 
 /// `fogctl login`
@@ -140,6 +178,9 @@ pub enum ApiTokenCommand {
         /// Token id.
         id: String,
     },
+    /// Start signing access tokens with a new key; tokens signed with the old one stay valid
+    /// until they expire.
+    RotateSigningKey,
 }
 
 /// A role.
@@ -195,6 +236,51 @@ pub enum NodesCommand {
         /// Node id.
         id: String,
     },
+    /// Stop placing new tasks on a node; what runs there keeps running (operator).
+    Cordon {
+        /// Node id.
+        id: String,
+    },
+    /// Place tasks on a cordoned or drained node again (operator).
+    Uncordon {
+        /// Node id.
+        id: String,
+    },
+    /// Cordon a node and move its tasks elsewhere (operator).
+    Drain {
+        /// Node id.
+        id: String,
+    },
+    /// Put a node in maintenance (no new work, shown as maintenance) or take it out (operator).
+    Maintenance {
+        /// Node id.
+        id: String,
+        /// `on` or `off`.
+        #[arg(value_enum)]
+        state: OnOff,
+    },
+    /// Forget a node: its tasks are re-queued and its certificates revoked; it must join again (admin).
+    Remove {
+        /// Node id.
+        id: String,
+    },
+    /// Set labels (`key=value`) and remove them (`key-`), like `kubectl label` (admin for `fog.io/` keys).
+    Label {
+        /// Node id.
+        id: String,
+        /// `key=value` to set, `key-` to remove.
+        #[arg(required = true, value_name = "KEY=VALUE|KEY-")]
+        changes: Vec<String>,
+    },
+}
+
+/// A switch.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum OnOff {
+    /// Turn it on.
+    On,
+    /// Turn it off.
+    Off,
 }
 
 /// Filters of `nodes list`.
@@ -237,7 +323,8 @@ pub enum TasksCommand {
         #[arg(long)]
         reason: Option<String>,
     },
-    /// Stream task events, one line each (all tasks, or the ones given).
+    /// Stream task events, one line each: every task until Ctrl-C, or the ones given with a
+    /// progress line until all have ended (exit 1 if any did not succeed).
     Watch {
         /// Task ids; none means every task.
         ids: Vec<String>,
@@ -252,6 +339,10 @@ pub struct SubmitArgs {
     /// The task.
     #[command(flatten)]
     pub spec: TaskSpecArgs,
+    /// Read the task from a YAML or JSON file (`-` for standard input), with the flags' names
+    /// as keys (e.g. `echo: hi`, `tier: gold`, `env: {K: V}`), instead of the flags.
+    #[arg(long, short = 'f', value_name = "PATH", conflicts_with = "TaskSpecArgs")]
+    pub file: Option<std::path::PathBuf>,
     /// Idempotency key (with --count N, `-<i>` is appended for each copy).
     #[arg(long)]
     pub request_id: Option<String>,
@@ -277,8 +368,11 @@ pub struct ExplainArgs {
     pub limit: Option<u32>,
 }
 
-/// Flags describing a task spec (shared by `submit` and `explain`).
-#[derive(Debug, Args, Default)]
+/// Flags describing a task spec (shared by `submit` and `explain`). A spec
+/// file (`tasks submit --file`) has the same keys, snake_case, with maps for
+/// `env`, `preferred_labels` and `required_labels`.
+#[derive(Debug, Args, Default, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct TaskSpecArgs {
     /// A name for people.
     #[arg(long)]
@@ -303,6 +397,7 @@ pub struct TaskSpecArgs {
     pub args: Vec<String>,
     /// Environment variable of --exec (repeatable).
     #[arg(long = "env", value_name = "KEY=VALUE", requires = "exec", value_parser = parse_label)]
+    #[serde(deserialize_with = "pairs")]
     pub env: Vec<(String, String)>,
     /// CPU to reserve, in thousandths of a core.
     #[arg(long)]
@@ -330,9 +425,11 @@ pub struct TaskSpecArgs {
     pub affinity_key: Option<String>,
     /// Preferred node label (repeatable; soft).
     #[arg(long = "prefer-label", value_name = "KEY=VALUE", value_parser = parse_label)]
+    #[serde(deserialize_with = "pairs")]
     pub preferred_labels: Vec<(String, String)>,
     /// Required node label (repeatable; hard).
     #[arg(long = "require-label", value_name = "KEY=VALUE", value_parser = parse_label)]
+    #[serde(deserialize_with = "pairs")]
     pub required_labels: Vec<(String, String)>,
     /// Origin region of the task's data or user (proximity).
     #[arg(long)]
@@ -455,11 +552,18 @@ fn parse_label(s: &str) -> Result<(String, String), String> {
     }
 }
 
+/// A `{key: value}` map of a spec file as the flags' `(key, value)` pairs.
+fn pairs<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<(String, String)>, D::Error> {
+    let map: std::collections::BTreeMap<String, String> = serde::Deserialize::deserialize(d)?;
+    Ok(map.into_iter().collect())
+}
+
 /// Maps a clap value enum onto its proto enum.
 macro_rules! proto_enum_arg {
     ($(#[$doc:meta])* $name:ident => $proto:ident { $($variant:ident => $pv:ident),+ $(,)? }) => {
         $(#[$doc])*
-        #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum, serde::Deserialize)]
+        #[serde(rename_all = "kebab-case")]
         pub enum $name { $(#[allow(missing_docs)] $variant),+ }
         impl $name {
             /// The proto enum value.
@@ -531,7 +635,7 @@ mod tests {
         assert_eq!(cli.output, OutputFormat::Table);
         let cli = parse(&["nodes", "list", "-o", "json", "--coordinator", "http://x:1"]).unwrap();
         assert_eq!(cli.output, OutputFormat::Json);
-        assert_eq!(cli.coordinator, "http://x:1");
+        assert_eq!(cli.coordinator.as_deref(), Some("http://x:1"));
     }
 
     #[test]

@@ -69,11 +69,30 @@ pub fn key_values(pairs: &[(&str, String)]) -> String {
     out
 }
 
-/// Prints a JSON value (pretty) or calls `table` for people.
+/// Prints a value for programs (JSON or YAML) or calls `table` for people.
 pub fn emit(format: OutputFormat, json: impl FnOnce() -> serde_json::Value, table: impl FnOnce() -> String) {
     match format {
-        OutputFormat::Json => println!("{}", serde_json::to_string_pretty(&json()).unwrap_or_default()),
+        OutputFormat::Json | OutputFormat::Yaml => machine(format, &json(), Shape::Document),
         OutputFormat::Table => print!("{}", table()),
+    }
+}
+
+/// How a value for programs is laid out.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Shape {
+    /// A whole answer: pretty JSON, or a YAML document.
+    Document,
+    /// One of many (a stream's event, a list's item): a JSON line, or a `---` YAML document.
+    Item,
+}
+
+/// Prints `v` as JSON or YAML (`format` must be one of them; tables print nothing here).
+pub fn machine(format: OutputFormat, v: &serde_json::Value, shape: Shape) {
+    match (format, shape) {
+        (OutputFormat::Json, Shape::Document) => println!("{}", serde_json::to_string_pretty(v).unwrap_or_default()),
+        (OutputFormat::Json, Shape::Item) => println!("{}", serde_json::to_string(v).unwrap_or_default()),
+        (OutputFormat::Yaml, _) => print!("---\n{}", serde_yaml_ng::to_string(v).unwrap_or_default()),
+        (OutputFormat::Table, _) => {}
     }
 }
 

@@ -142,3 +142,106 @@ async fn fogctl_submit_count_paces_itself_under_the_write_limit() {
     let ids: Vec<&str> = std::str::from_utf8(&o.stdout).unwrap().lines().filter(|l| l.starts_with("t-")).collect();
     assert_eq!(ids.len(), 40, "{}", text(&o));
 }
+
+/// fogctl with its own config directory and no --coordinator: what the context supplies.
+async fn fogctl_in(dir: &std::path::Path, args: &[&str]) -> Output {
+    let mut cmd = tokio::process::Command::new(binary("fogctl"));
+    cmd.args(args).env("FOGCTL_CONFIG_DIR", dir);
+    for var in ["FOG_TOKEN", "FOG_COORDINATOR", "FOG_CA_FILE", "FOGCTL_CONTEXT", "TRACEPARENT"] {
+        cmd.env_remove(var);
+    }
+    tokio::time::timeout(DEADLINE, cmd.output()).await.expect("fogctl finished in time").expect("fogctl runs")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fogctl_contexts_node_admin_yaml_spec_files_and_completions() {
+    let c = Coord::start().await;
+    let url = format!("http://{}", c.running.as_ref().unwrap().addr);
+    let nodes = c.nodes("adm", 2, 2000);
+    c.wait_healthy(2).await;
+    let home = tempfile::tempdir().unwrap();
+    let dir = home.path();
+
+    // A named context supplies the coordinator and the token.
+    let o = fogctl_in(dir, &["config", "set-context", "local", "--coordinator", &url, "--token", &c.admin_token]).await;
+    assert!(o.status.success(), "{}", text(&o));
+    let o = fogctl_in(dir, &["config", "get-contexts"]).await;
+    assert!(
+        text(&o).contains(&url) && text(&o).lines().any(|l| l.starts_with("*") && l.contains("local")),
+        "{}",
+        text(&o)
+    );
+    let o = fogctl_in(dir, &["status"]).await;
+    assert!(o.status.success(), "the current context is used: {}", text(&o));
+    let o = fogctl_in(dir, &["--context", "staging", "status"]).await;
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert!(text(&o).contains("get-contexts"), "{}", text(&o));
+    let o = fogctl_in(dir, &["config", "current-context"]).await;
+    assert_eq!(String::from_utf8_lossy(&o.stdout).trim(), "local");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        let mode = std::fs::metadata(dir.join("config.yaml")).unwrap().permissions().mode();
+        assert_eq!(mode & 0o077, 0, "the file holds a token: owner only ({mode:o})");
+    }
+
+    // Node admin, read back as YAML and JSON.
+    let o = fogctl_in(dir, &["nodes", "cordon", "adm-0"]).await;
+    assert!(o.status.success() && text(&o).contains("cordoned"), "{}", text(&o));
+    let o = fogctl_in(dir, &["-o", "yaml", "nodes", "get", "adm-0"]).await;
+    let doc: serde_json::Value = serde_yaml_ng::from_slice(&o.stdout).expect("YAML");
+    assert_eq!(doc["node"]["cordoned"], true, "{}", text(&o));
+    assert!(fogctl_in(dir, &["nodes", "uncordon", "adm-0"]).await.status.success());
+    let o = fogctl_in(dir, &["-o", "json", "nodes", "label", "adm-0", "rack=r1", "zone=z9"]).await;
+    let node: serde_json::Value = serde_json::from_slice(&o.stdout).expect("JSON");
+    assert_eq!(node["cordoned"], false);
+    let labels = node["labels"].to_string();
+    assert!(labels.contains("rack") && labels.contains("z9"), "{labels}");
+    let o = fogctl_in(dir, &["-o", "json", "nodes", "label", "adm-0", "rack-"]).await;
+    assert!(!String::from_utf8_lossy(&o.stdout).contains("rack"), "{}", text(&o));
+    let o = fogctl_in(dir, &["nodes", "label", "adm-0", "rack"]).await;
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    let o = fogctl_in(dir, &["-o", "json", "nodes", "maintenance", "adm-1", "on"]).await;
+    let node: serde_json::Value = serde_json::from_slice(&o.stdout).expect("JSON");
+    assert_eq!(node["maintenance"], true, "{node}");
+    assert!(fogctl_in(dir, &["nodes", "maintenance", "adm-1", "off"]).await.status.success());
+    let o = fogctl_in(dir, &["nodes", "drain", "adm-1"]).await;
+    assert!(o.status.success() && text(&o).contains("draining"), "{}", text(&o));
+    // Its simulator stops first: in --insecure-dev a running node would simply register again
+    // (with mTLS its certificate is revoked; see identity.rs).
+    nodes[1].stop();
+    let o = fogctl_in(dir, &["nodes", "remove", "adm-1"]).await;
+    assert!(o.status.success() && text(&o).contains("removed"), "{}", text(&o));
+    let o = fogctl_in(dir, &["nodes", "get", "adm-1"]).await;
+    assert_eq!(o.status.code(), Some(4), "a removed node is not found: {}", text(&o));
+
+    // A task from a YAML spec file; the file and spec flags exclude each other.
+    let spec = dir.join("task.yaml");
+    std::fs::write(&spec, "name: from-file\necho: hello from a file\ntier: gold\n").unwrap();
+    let spec = spec.to_str().unwrap();
+    let o = fogctl_in(dir, &["-o", "yaml", "tasks", "submit", "-f", spec, "--wait"]).await;
+    assert!(o.status.success(), "{}", text(&o));
+    let task: serde_json::Value = serde_yaml_ng::from_slice(&o.stdout).expect("YAML");
+    assert_eq!(task["state"], "TASK_STATE_SUCCEEDED", "{task}");
+    assert_eq!(task["spec"]["sla_tier"], "SLA_TIER_GOLD", "{task}");
+    // Watching given tasks shows progress and ends when they have.
+    let o = fogctl_in(dir, &["tasks", "watch", task["id"].as_str().unwrap()]).await;
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(text(&o).contains("progress: 1/1 finished (1 succeeded"), "{}", text(&o));
+    let o = fogctl_in(dir, &["tasks", "submit", "-f", spec, "--echo", "x"]).await;
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    std::fs::write(dir.join("bad.yaml"), "ech0: typo\n").unwrap();
+    let o = fogctl_in(dir, &["tasks", "submit", "-f", dir.join("bad.yaml").to_str().unwrap()]).await;
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert!(text(&o).contains("ech0"), "the unknown key is named: {}", text(&o));
+
+    // Signing key rotation (admin): the next sign-in gets a token with the new key, and the
+    // token in the context (an older key) still works.
+    let o = fogctl_in(dir, &["token", "rotate-signing-key"]).await;
+    assert!(o.status.success() && text(&o).contains("new signing key"), "{}", text(&o));
+    assert!(fogctl_in(dir, &["status"]).await.status.success());
+
+    // Shell completions.
+    let o = fogctl_in(dir, &["completion", "bash"]).await;
+    assert!(o.status.success() && text(&o).contains("_fogctl") && text(&o).contains("set-context"), "{}", text(&o));
+}

@@ -6,7 +6,6 @@
 
 use std::collections::BTreeMap;
 use std::io::BufRead as _;
-use std::path::PathBuf;
 use std::process::ExitCode;
 
 use fog_proto::v1 as pb;
@@ -17,6 +16,7 @@ use tonic::transport::Channel;
 use super::Ctx;
 use crate::args::{ApiTokenCommand, LoginArgs, OutputFormat, UsersCommand};
 use crate::error::CliError;
+use crate::output::{self, Shape};
 
 /// Tokens of one sign-in.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -27,42 +27,16 @@ struct Saved {
     username: String,
 }
 
-fn config_dir() -> Option<PathBuf> {
-    if let Some(d) = std::env::var_os("FOGCTL_CONFIG_DIR") {
-        return Some(PathBuf::from(d));
-    }
-    if let Some(d) = std::env::var_os("XDG_CONFIG_HOME") {
-        return Some(PathBuf::from(d).join("fogctl"));
-    }
-    std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".config").join("fogctl"))
-}
-
 fn load() -> BTreeMap<String, Saved> {
-    config_dir()
+    crate::config::dir()
         .and_then(|d| std::fs::read(d.join("credentials.json")).ok())
         .and_then(|b| serde_json::from_slice(&b).ok())
         .unwrap_or_default()
 }
 
 fn store(all: &BTreeMap<String, Saved>) -> Result<(), CliError> {
-    let dir =
-        config_dir().ok_or_else(|| CliError::Usage("no config directory: set HOME or FOGCTL_CONFIG_DIR".into()))?;
-    std::fs::create_dir_all(&dir).map_err(|e| anyhow::anyhow!("creating {}: {e}", dir.display()))?;
-    let tmp = dir.join("credentials.json.tmp");
     let body = serde_json::to_vec_pretty(all).map_err(anyhow::Error::from)?;
-    {
-        use std::io::Write as _;
-        #[cfg(unix)]
-        use std::os::unix::fs::OpenOptionsExt as _;
-        let mut opts = std::fs::OpenOptions::new();
-        opts.write(true).create(true).truncate(true);
-        #[cfg(unix)]
-        opts.mode(0o600);
-        let mut f = opts.open(&tmp).map_err(|e| anyhow::anyhow!("writing {}: {e}", tmp.display()))?;
-        f.write_all(&body).and_then(|()| f.sync_all()).map_err(anyhow::Error::from)?;
-    }
-    std::fs::rename(&tmp, dir.join("credentials.json")).map_err(anyhow::Error::from)?;
-    Ok(())
+    crate::config::write_private("credentials.json", &body)
 }
 
 fn save(url: &str, tokens: &pb::TokenPair, username: &str) -> Result<(), CliError> {
@@ -167,9 +141,10 @@ pub async fn whoami(ctx: &Ctx) -> Result<ExitCode, CliError> {
         .map_err(|s| ctx.status(s))?
         .into_inner();
     match ctx.format {
-        OutputFormat::Json => println!(
-            "{}",
-            serde_json::json!({"subject": r.subject, "role": role_name(r.role), "expires_at": ts(&r.expires_at)})
+        OutputFormat::Json | OutputFormat::Yaml => output::machine(
+            ctx.format,
+            &serde_json::json!({"subject": r.subject, "role": role_name(r.role), "expires_at": ts(&r.expires_at)}),
+            Shape::Document,
         ),
         OutputFormat::Table => println!("{} ({})", r.subject, role_name(r.role)),
     }
@@ -192,9 +167,10 @@ pub async fn users(ctx: &Ctx, cmd: UsersCommand) -> Result<ExitCode, CliError> {
             let r = client.list_users(pb::ListUsersRequest {}).await.map_err(|s| ctx.status(s))?.into_inner();
             for u in r.users {
                 match ctx.format {
-                    OutputFormat::Json => println!(
-                        "{}",
-                        serde_json::json!({"username": u.username, "role": role_name(u.role), "created_at": ts(&u.created_at)})
+                    OutputFormat::Json | OutputFormat::Yaml => output::machine(
+                        ctx.format,
+                        &serde_json::json!({"username": u.username, "role": role_name(u.role), "created_at": ts(&u.created_at)}),
+                        Shape::Item,
                     ),
                     OutputFormat::Table => println!("{:<24} {}", u.username, role_name(u.role)),
                 }
@@ -225,9 +201,10 @@ pub async fn api_tokens(ctx: &Ctx, cmd: ApiTokenCommand) -> Result<ExitCode, Cli
                 .into_inner();
             let t = r.token.unwrap_or_default();
             match ctx.format {
-                OutputFormat::Json => println!(
-                    "{}",
-                    serde_json::json!({"id": t.id, "secret": r.secret, "role": role_name(t.role), "expires_at": ts(&t.expires_at)})
+                OutputFormat::Json | OutputFormat::Yaml => output::machine(
+                    ctx.format,
+                    &serde_json::json!({"id": t.id, "secret": r.secret, "role": role_name(t.role), "expires_at": ts(&t.expires_at)}),
+                    Shape::Document,
                 ),
                 OutputFormat::Table => {
                     println!("{}", r.secret);
@@ -239,9 +216,10 @@ pub async fn api_tokens(ctx: &Ctx, cmd: ApiTokenCommand) -> Result<ExitCode, Cli
             let r = client.list_api_tokens(pb::ListApiTokensRequest {}).await.map_err(|s| ctx.status(s))?.into_inner();
             for t in r.tokens {
                 match ctx.format {
-                    OutputFormat::Json => println!(
-                        "{}",
-                        serde_json::json!({"id": t.id, "name": t.name, "role": role_name(t.role), "expires_at": ts(&t.expires_at), "created_by": t.created_by})
+                    OutputFormat::Json | OutputFormat::Yaml => output::machine(
+                        ctx.format,
+                        &serde_json::json!({"id": t.id, "name": t.name, "role": role_name(t.role), "expires_at": ts(&t.expires_at), "created_by": t.created_by}),
+                        Shape::Item,
                     ),
                     OutputFormat::Table => {
                         println!("{:<18} {:<24} {:<9} {}", t.id, t.name, role_name(t.role), t.created_by)
@@ -252,6 +230,14 @@ pub async fn api_tokens(ctx: &Ctx, cmd: ApiTokenCommand) -> Result<ExitCode, Cli
         ApiTokenCommand::Revoke { id } => {
             client.revoke_api_token(pb::RevokeApiTokenRequest { id: id.clone() }).await.map_err(|s| ctx.status(s))?;
             eprintln!("revoked API token {id}");
+        }
+        ApiTokenCommand::RotateSigningKey => {
+            let r = client
+                .rotate_signing_key(pb::RotateSigningKeyRequest {})
+                .await
+                .map_err(|s| ctx.status(s))?
+                .into_inner();
+            output::emit(ctx.format, || serde_json::json!({"kid": r.kid}), || format!("new signing key {}\n", r.kid));
         }
     }
     Ok(ExitCode::SUCCESS)

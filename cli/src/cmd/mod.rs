@@ -7,7 +7,8 @@ use std::time::Duration;
 use fog_proto::auth::{Authed, Bearer};
 use tonic::transport::{Channel, Endpoint};
 
-use crate::args::{Cli, Command, OutputFormat};
+use crate::args::{Cli, Command, ConfigCommand, DEFAULT_COORDINATOR, OutputFormat};
+use crate::config::Contexts;
 use crate::error::CliError;
 
 pub mod auth;
@@ -117,11 +118,23 @@ pub async fn run(cli: Cli) -> Result<ExitCode, CliError> {
     if cli.traceparent.as_deref().is_some_and(|tp| !fog_telemetry::trace::parse_traceparent(tp).is_valid()) {
         return Err(bad_traceparent());
     }
+    let contexts = Contexts::load()?;
+    match cli.command {
+        Command::Config(c) => return config(&cli.coordinator, &cli.ca_file, &cli.token, cli.output, contexts, c),
+        Command::Completion { shell } => {
+            use clap::CommandFactory;
+            clap_complete::generate(shell, &mut Cli::command(), "fogctl", &mut std::io::stdout());
+            return Ok(ExitCode::SUCCESS);
+        }
+        _ => {}
+    }
+    // Flags and environment win over the context; the context over the defaults.
+    let chosen = contexts.chosen(cli.context.as_deref())?.map(|(_, c)| c.clone()).unwrap_or_default();
     let ctx = Ctx {
-        url: cli.coordinator,
+        url: cli.coordinator.or(chosen.coordinator).unwrap_or_else(|| DEFAULT_COORDINATOR.to_string()),
         format: cli.output,
-        ca_file: cli.ca_file,
-        token: cli.token,
+        ca_file: cli.ca_file.or(chosen.ca_file),
+        token: cli.token.or(chosen.token),
         traceparent: cli.traceparent,
     };
     match cli.command {
@@ -136,7 +149,101 @@ pub async fn run(cli: Cli) -> Result<ExitCode, CliError> {
         Command::Whoami => auth::whoami(&ctx).await,
         Command::Users(c) => auth::users(&ctx, c).await,
         Command::Token(c) => auth::api_tokens(&ctx, c).await,
+        Command::Config(_) | Command::Completion { .. } => unreachable!("handled before connecting"),
     }
+}
+
+/// `fogctl config …`: reads and writes `config.yaml`; talks to nobody.
+fn config(
+    coordinator: &Option<String>,
+    ca_file: &Option<std::path::PathBuf>,
+    token: &Option<String>,
+    format: OutputFormat,
+    mut contexts: Contexts,
+    cmd: ConfigCommand,
+) -> Result<ExitCode, CliError> {
+    match cmd {
+        ConfigCommand::SetContext { name } => {
+            if coordinator.is_none() && ca_file.is_none() && token.is_none() {
+                return Err(CliError::Usage(
+                    "set-context needs at least one of --coordinator, --ca-file, --token".into(),
+                ));
+            }
+            let c = contexts.contexts.entry(name.clone()).or_default();
+            if let Some(url) = coordinator {
+                if !(url.starts_with("http://") || url.starts_with("https://")) {
+                    return Err(CliError::Usage(format!("--coordinator {url:?}: expected http:// or https://")));
+                }
+                c.coordinator = Some(url.clone());
+            }
+            if let Some(p) = ca_file {
+                // Stored absolute: the context must work from any directory.
+                let abs = std::path::absolute(p).map_err(|e| CliError::Usage(format!("--ca-file: {e}")))?;
+                c.ca_file = Some(abs);
+            }
+            if let Some(t) = token {
+                c.token = Some(t.clone());
+            }
+            if contexts.current_context.is_none() {
+                contexts.current_context = Some(name.clone());
+            }
+            contexts.save()?;
+            eprintln!("context {name} saved");
+        }
+        ConfigCommand::UseContext { name } => {
+            if !contexts.contexts.contains_key(&name) {
+                return Err(crate::config::unknown(&name));
+            }
+            contexts.current_context = Some(name.clone());
+            contexts.save()?;
+            eprintln!("now using context {name}");
+        }
+        ConfigCommand::DeleteContext { name } => {
+            if contexts.contexts.remove(&name).is_none() {
+                return Err(crate::config::unknown(&name));
+            }
+            if contexts.current_context.as_deref() == Some(name.as_str()) {
+                contexts.current_context = None;
+            }
+            contexts.save()?;
+            eprintln!("context {name} deleted");
+        }
+        ConfigCommand::CurrentContext => match &contexts.current_context {
+            Some(name) => println!("{name}"),
+            None => return Err(CliError::Usage("no current context; `fogctl config use-context NAME`".into())),
+        },
+        ConfigCommand::GetContexts => {
+            let current = contexts.current_context.as_deref();
+            crate::output::emit(
+                format,
+                || {
+                    serde_json::json!({
+                        "current_context": current,
+                        "contexts": contexts.contexts.iter().map(|(name, c)| serde_json::json!({
+                            "name": name,
+                            "coordinator": c.coordinator,
+                            "ca_file": c.ca_file,
+                            "has_token": c.token.is_some(),
+                        })).collect::<Vec<_>>(),
+                    })
+                },
+                || {
+                    let mut t = crate::output::Table::new(&["CURRENT", "NAME", "COORDINATOR", "CA FILE", "TOKEN"]);
+                    for (name, c) in &contexts.contexts {
+                        t.row(vec![
+                            if current == Some(name.as_str()) { "*".into() } else { String::new() },
+                            name.clone(),
+                            c.coordinator.clone().unwrap_or_default(),
+                            c.ca_file.as_ref().map(|p| p.display().to_string()).unwrap_or_default(),
+                            if c.token.is_some() { "yes".into() } else { String::new() },
+                        ]);
+                    }
+                    t.render()
+                },
+            );
+        }
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 fn bad_traceparent() -> CliError {

@@ -1,16 +1,18 @@
-//! `fogctl nodes list|get`: the operators' view of the fleet.
+//! `fogctl nodes …`: the operators' view of the fleet, and its admin actions
+//! (cordon, uncordon, drain, maintenance, remove, labels).
 
 use fog_proto::auth::Authed;
 use std::process::ExitCode;
 
 use fog_proto::v1::fleet_service_client::FleetServiceClient;
 use fog_proto::v1::{
-    GetNodeRequest, GetNodeResponse, Label, ListNodesRequest, ListNodesResponse, Liveness, Node, NodeStatus, NodeType,
-    PowerMode,
+    CordonNodeRequest, DrainNodeRequest, GetNodeRequest, GetNodeResponse, Label, ListNodesRequest, ListNodesResponse,
+    Liveness, Node, NodeStatus, NodeType, PowerMode, RemoveNodeRequest, SetMaintenanceRequest, UncordonNodeRequest,
+    UpdateNodeLabelsRequest,
 };
 
 use super::Ctx;
-use crate::args::{NodesCommand, NodesListArgs};
+use crate::args::{NodesCommand, NodesListArgs, OnOff};
 use crate::error::CliError;
 use crate::json::ToJson;
 use crate::output::{Table, age, cores, emit, key_values, mib, percent, time};
@@ -31,8 +33,78 @@ pub async fn run(ctx: &Ctx, cmd: NodesCommand) -> Result<ExitCode, CliError> {
             let reply = client.get_node(GetNodeRequest { node_id: id }).await.map_err(|s| ctx.status(s))?.into_inner();
             emit(ctx.format, || reply.to_json(), || render_node(&reply));
         }
+        NodesCommand::Cordon { id } => {
+            let r = client.cordon_node(CordonNodeRequest { node_id: id }).await.map_err(|s| ctx.status(s))?;
+            changed(ctx, r.into_inner().node, "cordoned: no new tasks are placed here");
+        }
+        NodesCommand::Uncordon { id } => {
+            let r = client.uncordon_node(UncordonNodeRequest { node_id: id }).await.map_err(|s| ctx.status(s))?;
+            changed(ctx, r.into_inner().node, "uncordoned: tasks may be placed here again");
+        }
+        NodesCommand::Drain { id } => {
+            let r = client.drain_node(DrainNodeRequest { node_id: id }).await.map_err(|s| ctx.status(s))?;
+            changed(ctx, r.into_inner().node, "draining: cordoned, its tasks move elsewhere");
+        }
+        NodesCommand::Maintenance { id, state } => {
+            let maintenance = state == OnOff::On;
+            let r = client
+                .set_maintenance(SetMaintenanceRequest { node_id: id, maintenance })
+                .await
+                .map_err(|s| ctx.status(s))?;
+            let what = if maintenance { "in maintenance" } else { "out of maintenance" };
+            changed(ctx, r.into_inner().node, what);
+        }
+        NodesCommand::Remove { id } => {
+            let r = client
+                .remove_node(RemoveNodeRequest { node_id: id.clone() })
+                .await
+                .map_err(|s| ctx.status(s))?
+                .into_inner();
+            emit(
+                ctx.format,
+                || serde_json::json!({"node_id": id, "removed": true, "requeued_tasks": r.requeued_tasks}),
+                || format!("{id}: removed; {} task(s) re-queued; it must join again\n", r.requeued_tasks),
+            );
+        }
+        NodesCommand::Label { id, changes } => {
+            let (set, remove) = label_changes(&changes)?;
+            let r = client
+                .update_node_labels(UpdateNodeLabelsRequest { node_id: id, set, remove })
+                .await
+                .map_err(|s| ctx.status(s))?;
+            changed(ctx, r.into_inner().node, "labels updated");
+        }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Prints a node after an admin action: the node for programs, one line for people.
+fn changed(ctx: &Ctx, node: Option<Node>, what: &str) {
+    let node = node.unwrap_or_default();
+    emit(
+        ctx.format,
+        || node.to_json(),
+        || {
+            let labels: Vec<String> = node.labels.iter().map(|l| format!("{}={}", l.key, l.value)).collect();
+            format!("{}: {what} (status {}; labels {})\n", node.id, status_text(&node), labels.join(","))
+        },
+    );
+}
+
+/// `key=value` → set, `key-` → remove, as `kubectl label` takes them.
+fn label_changes(changes: &[String]) -> Result<(Vec<Label>, Vec<String>), CliError> {
+    let mut set = Vec::new();
+    let mut remove = Vec::new();
+    for c in changes {
+        if let Some((key, value)) = c.split_once('=') {
+            set.push(Label { key: key.to_string(), value: value.to_string() });
+        } else if let Some(key) = c.strip_suffix('-').filter(|k| !k.is_empty()) {
+            remove.push(key.to_string());
+        } else {
+            return Err(CliError::Usage(format!("label change {c:?}: expected key=value (set) or key- (remove)")));
+        }
+    }
+    Ok((set, remove))
 }
 
 /// Follows pages until the last one or `--limit`; returns them as one response.

@@ -18,7 +18,7 @@ use super::Ctx;
 use crate::args::{ExplainArgs, OutputFormat, SubmitArgs, TaskSpecArgs, TasksCommand, TasksListArgs};
 use crate::error::CliError;
 use crate::json::ToJson;
-use crate::output::{Table, emit, key_values, text, time};
+use crate::output::{self, Shape, Table, emit, key_values, text, time};
 use crate::short;
 
 const MAX_PAGE: u32 = 1000;
@@ -28,12 +28,18 @@ type Client = TaskServiceClient<Authed>;
 /// Runs `fogctl tasks …`.
 pub async fn run(ctx: &Ctx, cmd: TasksCommand) -> Result<ExitCode, CliError> {
     // Usage errors first: they must not depend on the coordinator being up.
-    match &cmd {
+    let mut cmd = cmd;
+    match &mut cmd {
         TasksCommand::Submit(args) => {
+            if let Some(path) = &args.file {
+                args.spec = read_spec_file(path)?;
+            }
             args.spec.validate().map_err(CliError::Usage)?;
             if !args.spec.has_workload() {
                 return Err(CliError::Usage(
-                    "a workload is required: one of --sleep-ms, --echo, --hash-rounds, --fail, --exec".into(),
+                    "a workload is required: one of --sleep-ms, --echo, --hash-rounds, --fail, --exec \
+                     (in a spec file: sleep_ms, echo, hash_rounds, fail, exec)"
+                        .into(),
                 ));
             }
         }
@@ -61,7 +67,7 @@ pub async fn run(ctx: &Ctx, cmd: TasksCommand) -> Result<ExitCode, CliError> {
                 .unwrap_or_default();
             emit(ctx.format, || task.to_json(), || format!("{} {}\n", task.id, state_name(task.state)));
         }
-        TasksCommand::Watch { ids } => watch(ctx, &mut client, ids).await?,
+        TasksCommand::Watch { ids } => return watch(ctx, &mut client, ids).await,
         TasksCommand::Explain(args) => {
             let reply = explain(ctx, &mut client, *args).await?;
             emit(ctx.format, || reply.to_json(), || render_explain(&reply));
@@ -75,6 +81,17 @@ fn labels(pairs: &[(String, String)]) -> Vec<Label> {
 }
 
 /// The `TaskSpec` the flags describe. Unset flags stay at the proto defaults,
+/// A task spec file: YAML or JSON (YAML parses both), `-` for standard input.
+fn read_spec_file(path: &std::path::Path) -> Result<TaskSpecArgs, CliError> {
+    let text = if path == std::path::Path::new("-") {
+        std::io::read_to_string(std::io::stdin())
+    } else {
+        std::fs::read_to_string(path)
+    }
+    .map_err(|e| CliError::Usage(format!("--file {}: {e}", path.display())))?;
+    serde_yaml_ng::from_str(&text).map_err(|e| CliError::Usage(format!("--file {}: {e}", path.display())))
+}
+
 /// so the coordinator's defaults (tier retries and replicas, timeout) apply.
 pub fn build_spec(a: &TaskSpecArgs) -> TaskSpec {
     let builtin = |kind| Some(Workload::Builtin(BuiltinTask { kind: Some(kind) }));
@@ -183,7 +200,7 @@ async fn submit(ctx: &Ctx, client: &mut Client, args: SubmitArgs) -> Result<Exit
         let task = submit_paced(client, request).await.map_err(|s| ctx.status(s))?.task.unwrap_or_default();
         if !args.wait {
             match ctx.format {
-                OutputFormat::Json => println!("{}", serde_json::to_string(&task.to_json()).unwrap_or_default()),
+                OutputFormat::Json | OutputFormat::Yaml => output::machine(ctx.format, &task.to_json(), Shape::Item),
                 OutputFormat::Table => println!("{}", task.id),
             }
         }
@@ -199,7 +216,7 @@ async fn submit(ctx: &Ctx, client: &mut Client, args: SubmitArgs) -> Result<Exit
     for task in &finished {
         all_ok &= task.state == TaskState::Succeeded as i32;
         match ctx.format {
-            OutputFormat::Json => println!("{}", serde_json::to_string_pretty(&task.to_json()).unwrap_or_default()),
+            OutputFormat::Json | OutputFormat::Yaml => output::machine(ctx.format, &task.to_json(), Shape::Document),
             OutputFormat::Table => print!("{}", render_result(task)),
         }
     }
@@ -300,8 +317,58 @@ async fn list_all(ctx: &Ctx, client: &mut Client, args: &TasksListArgs) -> Resul
     Ok(all)
 }
 
-async fn watch(ctx: &Ctx, client: &mut Client, ids: Vec<String>) -> Result<(), CliError> {
+/// How far a set of tasks has come: the latest state of each.
+#[derive(Debug)]
+pub struct Progress {
+    states: BTreeMap<String, i32>,
+}
+
+impl Progress {
+    /// None of `ids` seen yet.
+    pub fn new(ids: &[String]) -> Progress {
+        Progress { states: ids.iter().map(|id| (id.clone(), TaskState::Unspecified as i32)).collect() }
+    }
+
+    /// Records a task's state if it is one of ours; true if it is.
+    pub fn update(&mut self, task: &Task) -> bool {
+        match self.states.get_mut(&task.id) {
+            Some(s) => {
+                *s = task.state;
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Whether every task has ended.
+    pub fn done(&self) -> bool {
+        self.states.values().all(|s| is_terminal(*s))
+    }
+
+    /// Whether every task succeeded.
+    pub fn all_succeeded(&self) -> bool {
+        self.states.values().all(|s| *s == TaskState::Succeeded as i32)
+    }
+
+    /// `2/5 finished (2 succeeded, 0 failed, 0 cancelled)`.
+    pub fn summary(&self) -> String {
+        let count = |st: TaskState| self.states.values().filter(|s| **s == st as i32).count();
+        let finished = self.states.values().filter(|s| is_terminal(**s)).count();
+        format!(
+            "{finished}/{} finished ({} succeeded, {} failed, {} cancelled)",
+            self.states.len(),
+            count(TaskState::Succeeded),
+            count(TaskState::Failed),
+            count(TaskState::Cancelled),
+        )
+    }
+}
+
+/// `tasks watch`: every task's events until Ctrl-C; or, given ids, theirs
+/// with a progress line, until all have ended (exit 1 if any did not succeed).
+async fn watch(ctx: &Ctx, client: &mut Client, ids: Vec<String>) -> Result<ExitCode, CliError> {
     let initial_state = !ids.is_empty();
+    let mut progress = (!ids.is_empty()).then(|| Progress::new(&ids));
     let mut stream = client
         .watch_tasks(WatchTasksRequest { task_ids: ids, initial_state })
         .await
@@ -310,25 +377,36 @@ async fn watch(ctx: &Ctx, client: &mut Client, ids: Vec<String>) -> Result<(), C
     loop {
         let event = tokio::select! {
             e = stream.next() => e,
-            _ = tokio::signal::ctrl_c() => return Ok(()),
+            _ = tokio::signal::ctrl_c() => return Ok(ExitCode::SUCCESS),
         };
-        match event {
+        let e = match event {
             None => {
                 eprintln!("watch ended by the coordinator");
-                return Ok(());
+                return Ok(ExitCode::SUCCESS);
             }
             Some(Err(s)) => return Err(ctx.status(s)),
-            Some(Ok(e)) => match ctx.format {
-                OutputFormat::Json => println!("{}", serde_json::to_string(&e.to_json()).unwrap_or_default()),
-                OutputFormat::Table => {
-                    if e.lagged {
-                        eprintln!("(events were dropped; re-read the tasks with `fogctl tasks get`)");
-                    }
-                    if e.task.is_some() {
-                        println!("{}", watch_line(&e));
-                    }
+            Some(Ok(e)) => e,
+        };
+        match ctx.format {
+            OutputFormat::Json | OutputFormat::Yaml => output::machine(ctx.format, &e.to_json(), Shape::Item),
+            OutputFormat::Table => {
+                if e.lagged {
+                    eprintln!("(events were dropped; re-read the tasks with `fogctl tasks get`)");
                 }
-            },
+                if e.task.is_some() {
+                    println!("{}", watch_line(&e));
+                }
+            }
+        }
+        if let (Some(p), Some(task)) = (&mut progress, &e.task)
+            && p.update(task)
+        {
+            if ctx.format == OutputFormat::Table {
+                eprintln!("progress: {}", p.summary());
+            }
+            if p.done() {
+                return Ok(if p.all_succeeded() { ExitCode::SUCCESS } else { ExitCode::FAILURE });
+            }
         }
     }
 }
@@ -571,6 +649,25 @@ mod tests {
         assert!(origin.has_coordinates && origin.region == "eu-west" && origin.longitude == -6.2);
         assert_eq!(s.required_labels, vec![Label { key: "gpu".into(), value: "yes".into() }]);
         assert_eq!((s.timeout_ms, s.replicas, s.max_retries), (9000, 2, None));
+    }
+
+    #[test]
+    fn spec_files_use_the_flags_names_in_yaml_or_json() {
+        let yaml = "name: job\nhash_rounds: 500\ncpu_millis: 250\ntier: silver\nstrategy: privacy-aware\n\
+                    required_labels: {gpu: 'yes'}\nreplicas: 2\n";
+        let s = build_spec(&serde_yaml_ng::from_str(yaml).unwrap());
+        assert_eq!(s.workload, Some(Workload::Builtin(BuiltinTask { kind: Some(Kind::HashRounds(500)) })));
+        assert_eq!((s.name.as_str(), s.sla_tier, s.replicas), ("job", SlaTier::Silver as i32, 2));
+        assert_eq!(s.strategy, RoutingStrategy::PrivacyAware as i32);
+        assert_eq!(s.required_labels, vec![Label { key: "gpu".into(), value: "yes".into() }]);
+        let json = r#"{"exec": "/bin/echo", "args": ["hi"], "env": {"A": "b"}}"#;
+        let Some(Workload::Exec(e)) = build_spec(&serde_yaml_ng::from_str(json).unwrap()).workload else { panic!() };
+        assert_eq!((e.args, e.env.get("A").map(String::as_str)), (vec!["hi".to_string()], Some("b")));
+        // A misspelt key or value is named, not ignored.
+        let typo = serde_yaml_ng::from_str::<TaskSpecArgs>("ech0: hi").unwrap_err().to_string();
+        assert!(typo.contains("ech0"), "{typo}");
+        let bad = serde_yaml_ng::from_str::<TaskSpecArgs>("echo: hi\ntier: diamond").unwrap_err().to_string();
+        assert!(bad.contains("diamond"), "{bad}");
     }
 
     #[test]

@@ -8,6 +8,7 @@ use fog_proto::v1::fleet_service_client::FleetServiceClient;
 use super::Ctx;
 use crate::args::{OutputFormat, TokensCommand, TokensCreateArgs};
 use crate::error::CliError;
+use crate::output::{self, Shape};
 
 /// Runs a `tokens` subcommand.
 pub async fn run(ctx: &Ctx, cmd: TokensCommand) -> Result<ExitCode, CliError> {
@@ -34,13 +35,14 @@ async fn create(ctx: &Ctx, a: TokensCreateArgs) -> Result<ExitCode, CliError> {
         .map_err(|s| ctx.status(s))?
         .into_inner();
     match ctx.format {
-        OutputFormat::Json => println!(
-            "{}",
-            serde_json::json!({
+        OutputFormat::Json | OutputFormat::Yaml => output::machine(
+            ctx.format,
+            &serde_json::json!({
                 "token": r.token,
                 "token_id": r.token_id,
                 "expires_at": r.expires_at.map(|t| t.seconds),
-            })
+            }),
+            Shape::Document,
         ),
         OutputFormat::Table => {
             println!("{}", r.token);

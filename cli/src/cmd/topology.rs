@@ -17,7 +17,7 @@ use super::Ctx;
 use crate::args::{DetailArg, OutputFormat, TopologyArgs, TopologyCommand};
 use crate::error::CliError;
 use crate::json::ToJson;
-use crate::output::{Table, cores, emit, key_values, mib, percent, time};
+use crate::output::{self, Shape, Table, cores, emit, key_values, mib, percent, time};
 use crate::short;
 
 /// Runs `fogctl topology …`.
@@ -305,9 +305,9 @@ async fn watch(ctx: &Ctx, client: &mut TopologyServiceClient<Authed>, detail: De
                 Some(Ok(m)) => {
                     retries = 0;
                     match ctx.format {
-                        OutputFormat::Json => {
+                        OutputFormat::Json | OutputFormat::Yaml => {
                             view.apply(&m);
-                            println!("{}", serde_json::to_string(&m.to_json()).unwrap_or_default());
+                            output::machine(ctx.format, &m.to_json(), Shape::Item);
                         }
                         OutputFormat::Table => {
                             if let Some(line) = view.apply(&m) {
