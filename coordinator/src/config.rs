@@ -18,9 +18,18 @@ pub struct Flags {
     /// Address to serve gRPC on.
     #[arg(long, env = "FOG_LISTEN", default_value = "127.0.0.1:7443")]
     pub listen: SocketAddr,
-    /// Directory of the embedded store.
+    /// Directory of the embedded store (with `--store etcd`: only `ca.pem` is written there).
     #[arg(long, env = "FOG_DATA_DIR", default_value = "./fog-data")]
     pub data_dir: PathBuf,
+    /// Where state is kept: `redb` (embedded, in --data-dir) or `etcd` (--etcd-endpoints).
+    #[arg(long, env = "FOG_STORE", default_value = "redb", value_parser = ["redb", "etcd"])]
+    pub store: String,
+    /// etcd client URLs, e.g. `http://10.0.0.1:2379,http://10.0.0.2:2379` (with `--store etcd`).
+    #[arg(long, env = "FOG_ETCD_ENDPOINTS", value_delimiter = ',')]
+    pub etcd_endpoints: Vec<String>,
+    /// Key prefix of this cluster's records in etcd (clusters may share an etcd).
+    #[arg(long, env = "FOG_ETCD_PREFIX", default_value = "/fogplane/")]
+    pub etcd_prefix: String,
     /// Serve without TLS and take node identity from the hello message.
     /// For local development only: logs a warning. The default is mTLS.
     #[arg(long, env = "FOG_INSECURE_DEV", default_value_t = false)]
@@ -136,6 +145,8 @@ pub struct Config {
     pub listen: SocketAddr,
     /// Store directory.
     pub data_dir: PathBuf,
+    /// Which store backend.
+    pub store: StoreChoice,
     /// Insecure dev mode.
     pub insecure_dev: bool,
     /// mTLS settings (None in insecure dev mode).
@@ -160,6 +171,39 @@ pub struct Config {
     pub otlp_endpoint: Option<String>,
     /// Users, tokens and limits.
     pub auth: crate::auth::AuthSettings,
+}
+
+/// The store backend.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StoreChoice {
+    /// Embedded redb (and its write-ahead log) in the data directory.
+    Redb,
+    /// etcd.
+    Etcd {
+        /// Client URLs.
+        endpoints: Vec<String>,
+        /// Key prefix, ending in `/`.
+        prefix: String,
+    },
+}
+
+fn store_choice(f: &Flags) -> Result<StoreChoice, ConfigError> {
+    if f.store == "redb" {
+        return Ok(StoreChoice::Redb);
+    }
+    if f.etcd_endpoints.is_empty() {
+        return Err(ConfigError("--store etcd needs --etcd-endpoints (e.g. http://127.0.0.1:2379)".into()));
+    }
+    if let Some(bad) = f.etcd_endpoints.iter().find(|e| !(e.starts_with("http://") || e.starts_with("https://"))) {
+        return Err(ConfigError(format!("--etcd-endpoints {bad:?}: expected http://host:port or https://host:port")));
+    }
+    if !f.etcd_prefix.starts_with('/') || !f.etcd_prefix.ends_with('/') || f.etcd_prefix.len() < 2 {
+        return Err(ConfigError(format!(
+            "--etcd-prefix {:?}: must start and end with / (e.g. /fogplane/)",
+            f.etcd_prefix
+        )));
+    }
+    Ok(StoreChoice::Etcd { endpoints: f.etcd_endpoints.clone(), prefix: f.etcd_prefix.clone() })
 }
 
 /// mTLS and identity settings.
@@ -278,6 +322,7 @@ impl Config {
             )));
         }
         let tls = if f.insecure_dev { None } else { Some(tls_settings(&f)?) };
+        let store = store_choice(&f)?;
         if f.topology_retained < 1000 {
             return Err(ConfigError("--topology-retained must be at least 1000".into()));
         }
@@ -304,6 +349,7 @@ impl Config {
             auth,
             listen: f.listen,
             data_dir: f.data_dir,
+            store,
             insecure_dev: f.insecure_dev,
             tls,
             liveness,
@@ -314,7 +360,8 @@ impl Config {
             shutdown_grace: f.shutdown_grace,
             log_json: f.log_json,
             metrics_listen: f.metrics_listen,
-            otlp_endpoint: f.otlp_endpoint,
+            // Empty means unset (an env file with `FOG_OTLP_ENDPOINT=`), not the exporter's default.
+            otlp_endpoint: f.otlp_endpoint.filter(|e| !e.trim().is_empty()),
         })
     }
 

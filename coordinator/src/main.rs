@@ -33,6 +33,15 @@ enum AdminCommand {
         /// Read the password from the first line of this file.
         #[arg(long)]
         password_file: Option<std::path::PathBuf>,
+        /// The store the coordinator uses: `redb` (in --data-dir) or `etcd`.
+        #[arg(long, env = "FOG_STORE", default_value = "redb", value_parser = ["redb", "etcd"])]
+        store: String,
+        /// etcd client URLs (with `--store etcd`).
+        #[arg(long, env = "FOG_ETCD_ENDPOINTS", value_delimiter = ',')]
+        etcd_endpoints: Vec<String>,
+        /// Key prefix of the cluster's records in etcd.
+        #[arg(long, env = "FOG_ETCD_PREFIX", default_value = "/fogplane/")]
+        etcd_prefix: String,
     },
 }
 
@@ -45,7 +54,20 @@ fn admin(args: Vec<String>) -> i32 {
             return EXIT_CONFIG;
         }
     };
-    let AdminCommand::Create { data_dir, username, role, password_stdin, password_file } = cli.command;
+    let AdminCommand::Create {
+        data_dir,
+        username,
+        role,
+        password_stdin,
+        password_file,
+        store,
+        etcd_endpoints,
+        etcd_prefix,
+    } = cli.command;
+    if store == "etcd" && etcd_endpoints.is_empty() {
+        eprintln!("fog-coordinator admin create: --store etcd needs --etcd-endpoints");
+        return EXIT_CONFIG;
+    }
     let Some(role) = fog_coordinator::auth::Role::parse(&role) else {
         eprintln!("fog-coordinator admin create: --role must be admin, operator or viewer");
         return EXIT_CONFIG;
@@ -66,9 +88,19 @@ fn admin(args: Vec<String>) -> i32 {
         }
     };
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("tokio runtime");
-    match rt.block_on(fog_coordinator::auth::bootstrap::create_user(&data_dir, &username, &password, role)) {
+    let created = rt.block_on(async {
+        use fog_coordinator::auth::bootstrap;
+        if store == "etcd" {
+            let s = fog_coordinator::store::EtcdStore::connect(&etcd_endpoints, &etcd_prefix).await?;
+            bootstrap::create_user_in(&s, &username, &password, role).await
+        } else {
+            bootstrap::create_user(&data_dir, &username, &password, role).await
+        }
+    });
+    let place = if store == "etcd" { format!("etcd {etcd_prefix}") } else { data_dir.display().to_string() };
+    match created {
         Ok(()) => {
-            eprintln!("created {} user {username:?} in {}", role.name(), data_dir.display());
+            eprintln!("created {} user {username:?} in {place}", role.name());
             0
         }
         Err(e) => {

@@ -43,7 +43,13 @@ pub async fn start(cfg: Config) -> anyhow::Result<Running> {
         );
     }
     let started = std::time::Instant::now();
-    let store: Arc<dyn Store> = Arc::new(RedbStore::open(&cfg.data_dir)?);
+    let store: Arc<dyn Store> = match &cfg.store {
+        crate::config::StoreChoice::Redb => Arc::new(RedbStore::open(&cfg.data_dir)?),
+        crate::config::StoreChoice::Etcd { endpoints, prefix } => {
+            std::fs::create_dir_all(&cfg.data_dir)?;
+            Arc::new(crate::store::EtcdStore::connect(endpoints, prefix).await?)
+        }
+    };
     let opened_ms = started.elapsed().as_millis();
     let snapshot = store.load().await?;
     info!(

@@ -163,6 +163,14 @@ mod tests {
         }
     }
 
+    #[tokio::test]
+    async fn plain_and_tls_endpoints_are_accepted() {
+        for endpoint in ["http://127.0.0.1:4317", "https://collector.example:4317"] {
+            let guard = init("fog-test", Some(endpoint)).unwrap_or_else(|e| panic!("{endpoint}: {e}"));
+            guard.shutdown().await;
+        }
+    }
+
     #[test]
     fn metadata_carries_the_context() {
         let sc = parse_traceparent("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01");

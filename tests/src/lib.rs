@@ -3,6 +3,7 @@
 //! attach simulated nodes, and wait on conditions with deadlines — never a
 //! bare sleep standing in for a condition.
 
+pub mod etcd;
 pub mod identity;
 pub mod process;
 pub mod prometheus;
@@ -72,6 +73,15 @@ pub struct Coord {
     pub dir: tempfile::TempDir,
     /// An access token of the `admin` user (created offline before the first start, as operators do).
     pub admin_token: String,
+    /// Applied to the configuration at every start and restart.
+    configure: Configure,
+}
+
+/// A configuration adjustment kept for restarts.
+type Configure = std::sync::Arc<dyn Fn(&mut Config) + Send + Sync>;
+
+fn unchanged() -> Configure {
+    std::sync::Arc::new(|_| {})
 }
 
 /// Creates the `admin` user in a store directory, as `fog-coordinator admin create` does.
@@ -79,6 +89,19 @@ pub async fn create_admin(dir: &std::path::Path) {
     fog_coordinator::auth::bootstrap::create_user(dir, "admin", ADMIN_PASSWORD, Role::Admin)
         .await
         .expect("admin created");
+}
+
+/// Creates the `admin` user in the store `cfg` names.
+async fn create_admin_for(cfg: &Config) {
+    match &cfg.store {
+        fog_coordinator::config::StoreChoice::Redb => create_admin(&cfg.data_dir).await,
+        fog_coordinator::config::StoreChoice::Etcd { endpoints, prefix } => {
+            let store = fog_coordinator::store::EtcdStore::connect(endpoints, prefix).await.expect("etcd");
+            fog_coordinator::auth::bootstrap::create_user_in(&store, "admin", ADMIN_PASSWORD, Role::Admin)
+                .await
+                .expect("admin created");
+        }
+    }
 }
 
 /// Mints an access token for `user` with the running coordinator's signing key
@@ -102,11 +125,20 @@ impl Coord {
         let dir = tempfile::tempdir().expect("temp dir");
         let mut cfg = Config::for_tests(dir.path().to_path_buf());
         adjust(&mut cfg);
-        create_admin(dir.path()).await;
+        create_admin_for(&cfg).await;
         let running = fog_coordinator::server::start(cfg).await.expect("coordinator starts");
         let channel = connect(&format!("http://{}", running.addr)).await;
         let admin_token = mint_token(&running, "admin", Role::Admin);
-        Coord { running: Some(running), channel, dir, admin_token }
+        Coord { running: Some(running), channel, dir, admin_token, configure: unchanged() }
+    }
+
+    /// Starts one with an adjustment that restarts keep (a store backend, say).
+    pub async fn start_kept(configure: impl Fn(&mut Config) + Send + Sync + 'static) -> Coord {
+        let configure: Configure = std::sync::Arc::new(configure);
+        let adjust = configure.clone();
+        let mut c = Coord::start_with(move |cfg| adjust(cfg)).await;
+        c.configure = configure;
+        c
     }
 
     /// Starts one with mTLS on (a fresh CA in a fresh store); `channel` is a
@@ -120,14 +152,25 @@ impl Coord {
         let ca = std::fs::read_to_string(dir.path().join(fog_coordinator::server::CA_FILE)).expect("ca.pem written");
         let channel = tls_channel(running.addr, &ca, None).await;
         let admin_token = mint_token(&running, "admin", Role::Admin);
-        Coord { running: Some(running), channel, dir, admin_token }
+        Coord { running: Some(running), channel, dir, admin_token, configure: unchanged() }
     }
 
     /// Clients of a coordinator running elsewhere (a real process) at `url`,
     /// signed in as `admin`, reusing `Coord`'s helpers.
     pub async fn client_of(url: &str) -> Coord {
         let admin_token = process::sign_in(url, None, "admin", ADMIN_PASSWORD).await;
-        Coord { running: None, channel: connect(url).await, dir: tempfile::tempdir().expect("temp dir"), admin_token }
+        Coord::client(connect(url).await, admin_token)
+    }
+
+    /// Clients over a connected `channel` with an admin's `token`.
+    pub fn client(channel: Channel, admin_token: String) -> Coord {
+        Coord {
+            running: None,
+            channel,
+            dir: tempfile::tempdir().expect("temp dir"),
+            admin_token,
+            configure: unchanged(),
+        }
     }
 
     /// The CA certificate the coordinator wrote to its data directory.
@@ -269,7 +312,8 @@ impl Coord {
 
     /// Starts a new coordinator on the same store (after `stop`).
     pub async fn restart(&mut self) {
-        let cfg = Config::for_tests(self.dir.path().to_path_buf());
+        let mut cfg = Config::for_tests(self.dir.path().to_path_buf());
+        (self.configure)(&mut cfg);
         let running = fog_coordinator::server::start(cfg).await.expect("coordinator restarts");
         self.channel = connect(&format!("http://{}", running.addr)).await;
         self.running = Some(running);

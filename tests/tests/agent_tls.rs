@@ -51,7 +51,7 @@ impl TlsCoordinator {
         .await;
         let ca = std::fs::read_to_string(&ca_path).unwrap();
         let admin_token = fog_e2e::process::sign_in(&url, Some(&ca), "admin", ADMIN_PASSWORD).await;
-        let client = Coord { running: None, channel, dir: tempfile::tempdir().unwrap(), admin_token };
+        let client = Coord::client(channel, admin_token);
         TlsCoordinator { child, url, dir, client }
     }
 

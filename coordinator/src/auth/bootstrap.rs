@@ -1,5 +1,7 @@
 //! The first admin: created offline, straight into the store, by
-//! `fog-coordinator admin create` while the coordinator is stopped. There is
+//! `fog-coordinator admin create` while the coordinator is stopped (the
+//! embedded store is locked while it runs; in etcd the record is simply
+//! written, and a running coordinator sees it at its next start). There is
 //! no default account and no default password.
 
 use super::Role;
@@ -10,8 +12,6 @@ use std::path::Path;
 /// Creates a user in the store at `data_dir` (created if missing). Fails if the
 /// user exists or if a running coordinator holds the store.
 pub async fn create_user(data_dir: &Path, username: &str, password: &str, role: Role) -> anyhow::Result<()> {
-    check_username(username).map_err(|e| anyhow::anyhow!("username {username:?} {e}"))?;
-    check_password(password).map_err(|e| anyhow::anyhow!("password {e}"))?;
     std::fs::create_dir_all(data_dir)?;
     let store = RedbStore::open(data_dir).map_err(|e| match e {
         StoreError::Locked(p) => anyhow::anyhow!(
@@ -20,6 +20,13 @@ pub async fn create_user(data_dir: &Path, username: &str, password: &str, role: 
         ),
         e => e.into(),
     })?;
+    create_user_in(&store, username, password, role).await
+}
+
+/// Creates a user in `store`. Fails if the user exists.
+pub async fn create_user_in(store: &dyn Store, username: &str, password: &str, role: Role) -> anyhow::Result<()> {
+    check_username(username).map_err(|e| anyhow::anyhow!("username {username:?} {e}"))?;
+    check_password(password).map_err(|e| anyhow::anyhow!("password {e}"))?;
     let key = format!("{USER_PREFIX}{username}");
     if store.load().await?.meta.iter().any(|(k, _)| *k == key) {
         anyhow::bail!("user {username:?} already exists");

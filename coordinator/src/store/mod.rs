@@ -10,10 +10,12 @@
 
 pub mod conformance;
 mod embedded;
+pub mod etcd;
 pub mod wal;
 pub mod writer;
 
 pub use embedded::{FILE_NAME, RedbStore};
+pub use etcd::{EtcdStore, Fence};
 pub use writer::{
     Effect, Pending, TrySubmitError, WriterClosed, WriterHandle, WriterStats, spawn_writer, spawn_writer_timed,
 };
@@ -100,6 +102,9 @@ pub enum StoreError {
     /// The store was shut down.
     #[error("store is closed")]
     Closed,
+    /// A fenced write by a replica that is no longer the leader; nothing was applied.
+    #[error("write refused: {0}")]
+    Fenced(String),
     /// A backend failure that fits none of the above.
     #[error("store backend error: {0}")]
     Backend(String),
@@ -114,6 +119,6 @@ pub trait Store: Send + Sync + 'static {
     async fn commit(&self, batch: Vec<Mutation>) -> Result<(), StoreError>;
     /// Everything stored.
     async fn load(&self) -> Result<Snapshot, StoreError>;
-    /// The backend's name: "redb", later "etcd".
+    /// The backend's name: "redb" or "etcd".
     fn backend(&self) -> &'static str;
 }

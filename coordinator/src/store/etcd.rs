@@ -1,0 +1,185 @@
+//! The etcd backend of [`Store`] (`--store etcd`): the same records as the
+//! embedded store, prost-encoded under `<prefix>tasks/<id>`,
+//! `<prefix>nodes/<id>` and `<prefix>meta/<key>`.
+//!
+//! - A batch is one etcd transaction: atomic, and durable on a quorum of
+//!   members when it returns. etcd refuses two operations on one key in a
+//!   transaction, so a batch is first reduced to its final effect per key
+//!   (the last mutation of each key wins, which is what applying them in
+//!   order leaves behind).
+//! - etcd caps a transaction at `--max-txn-ops` operations (128 by default)
+//!   and a request at `--max-request-bytes` (1.5 MiB); the writer's group
+//!   commit makes batches of up to 4,096 mutations, so Fogplane's etcd needs
+//!   `--max-txn-ops 16384 --max-request-bytes 33554432` (the error says so).
+//! - With a [`Fence`], every transaction also compares the leader key's
+//!   creation revision: once another replica holds the leadership, this one's
+//!   writes fail with [`StoreError::Fenced`] and change nothing.
+//! - `load` reads the whole prefix at one revision, in pages.
+
+use super::{Mutation, Snapshot, Store, StoreError};
+use etcd_client::{Client, Compare, CompareOp, GetOptions, Txn, TxnOp};
+use fog_proto::v1::{Node, Task};
+use prost::Message;
+use std::collections::BTreeMap;
+
+/// The leadership a replica's writes are conditional on.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Fence {
+    /// The election's leader key.
+    pub key: Vec<u8>,
+    /// Its creation revision when this replica won.
+    pub create_revision: i64,
+}
+
+/// Tasks, nodes and metadata in etcd.
+#[derive(Clone)]
+pub struct EtcdStore {
+    client: Client,
+    prefix: String,
+    fence: Option<Fence>,
+}
+
+/// Keys read per range request in `load`.
+const PAGE: i64 = 5_000;
+
+fn backend(e: etcd_client::Error) -> StoreError {
+    let text = e.to_string();
+    if text.contains("too many operations in txn request") || text.contains("request is too large") {
+        StoreError::Backend(format!(
+            "{text} (Fogplane's etcd needs --max-txn-ops 16384 --max-request-bytes 33554432: the writer commits up to 4,096 mutations at once)"
+        ))
+    } else {
+        StoreError::Backend(format!("etcd: {text}"))
+    }
+}
+
+impl EtcdStore {
+    /// Connects to etcd at `endpoints` (e.g. `http://127.0.0.1:2379`); every
+    /// key lives under `prefix` (e.g. `/fogplane/`), so clusters can share an
+    /// etcd. Checks that etcd answers.
+    pub async fn connect(endpoints: &[String], prefix: &str) -> Result<EtcdStore, StoreError> {
+        if endpoints.is_empty() {
+            return Err(StoreError::Invalid("no etcd endpoints".into()));
+        }
+        let options = etcd_client::ConnectOptions::new()
+            .with_connect_timeout(std::time::Duration::from_secs(5))
+            .with_timeout(std::time::Duration::from_secs(10))
+            .with_keep_alive(std::time::Duration::from_secs(10), std::time::Duration::from_secs(5));
+        let mut client = Client::connect(endpoints, Some(options)).await.map_err(backend)?;
+        // Connecting is lazy; a read proves there is a cluster with a leader.
+        client.get(prefix, Some(GetOptions::new().with_count_only())).await.map_err(backend)?;
+        Ok(EtcdStore { client, prefix: prefix.to_string(), fence: None })
+    }
+
+    /// The same store, writing only while `fence` holds.
+    pub fn fenced(&self, fence: Fence) -> EtcdStore {
+        EtcdStore { fence: Some(fence), ..self.clone() }
+    }
+
+    /// The etcd client (elections, leases, watches share its connection).
+    pub fn client(&self) -> &Client {
+        &self.client
+    }
+
+    fn key(&self, table: &str, id: &str) -> Vec<u8> {
+        format!("{}{table}/{id}", self.prefix).into_bytes()
+    }
+}
+
+#[async_trait::async_trait]
+impl Store for EtcdStore {
+    async fn commit(&self, batch: Vec<Mutation>) -> Result<(), StoreError> {
+        if batch.is_empty() {
+            return Ok(());
+        }
+        if let Some(m) = batch.iter().find(|m| m.key().is_empty()) {
+            return Err(StoreError::Invalid(format!("empty key in {m:?}")));
+        }
+        // The final value of each key (None: deleted), in key order.
+        let mut last: BTreeMap<Vec<u8>, Option<Vec<u8>>> = BTreeMap::new();
+        for m in batch {
+            let (key, value) = match m {
+                Mutation::PutTask(t) => (self.key("tasks", &t.id), Some(t.encode_to_vec())),
+                Mutation::DeleteTask(id) => (self.key("tasks", &id), None),
+                Mutation::PutNode(n) => (self.key("nodes", &n.id), Some(n.encode_to_vec())),
+                Mutation::DeleteNode(id) => (self.key("nodes", &id), None),
+                Mutation::PutMeta { key, value } => (self.key("meta", &key), Some(value)),
+                Mutation::DeleteMeta(key) => (self.key("meta", &key), None),
+            };
+            last.insert(key, value);
+        }
+        let ops: Vec<TxnOp> = last
+            .into_iter()
+            .map(|(k, v)| match v {
+                Some(v) => TxnOp::put(k, v, None),
+                None => TxnOp::delete(k, None),
+            })
+            .collect();
+        let mut txn = Txn::new();
+        if let Some(f) = &self.fence {
+            txn = txn.when([Compare::create_revision(f.key.clone(), CompareOp::Equal, f.create_revision)]);
+        }
+        let resp = self.client.kv_client().txn(txn.and_then(ops)).await.map_err(backend)?;
+        if !resp.succeeded() {
+            return Err(StoreError::Fenced(
+                "this replica is no longer the leader (the leader key changed); the write was refused".into(),
+            ));
+        }
+        Ok(())
+    }
+
+    async fn load(&self) -> Result<Snapshot, StoreError> {
+        let mut kv = self.client.kv_client();
+        let mut snapshot = Snapshot::default();
+        let end = prefix_end(self.prefix.as_bytes());
+        let mut from = self.prefix.clone().into_bytes();
+        let mut revision = 0;
+        loop {
+            let mut options = GetOptions::new().with_range(end.clone()).with_limit(PAGE);
+            if revision > 0 {
+                options = options.with_revision(revision);
+            }
+            let resp = kv.get(from.clone(), Some(options)).await.map_err(backend)?;
+            if revision == 0 {
+                revision = resp.header().map_or(0, |h| h.revision());
+            }
+            for item in resp.kvs() {
+                let rest = &item.key()[self.prefix.len()..];
+                let text = String::from_utf8_lossy(rest);
+                let corrupt = |e: prost::DecodeError| StoreError::Corrupt(format!("{text}: {e}"));
+                if text.starts_with("tasks/") {
+                    snapshot.tasks.push(Task::decode(item.value()).map_err(corrupt)?);
+                } else if text.starts_with("nodes/") {
+                    snapshot.nodes.push(Node::decode(item.value()).map_err(corrupt)?);
+                } else if let Some(key) = text.strip_prefix("meta/") {
+                    snapshot.meta.push((key.to_string(), item.value().to_vec()));
+                }
+                // Other keys under the prefix (elections, ownership leases) are not records.
+            }
+            match (resp.more(), resp.kvs().last()) {
+                (true, Some(last)) => {
+                    from = last.key().to_vec();
+                    from.push(0);
+                }
+                _ => break,
+            }
+        }
+        Ok(snapshot)
+    }
+
+    fn backend(&self) -> &'static str {
+        "etcd"
+    }
+}
+
+/// The smallest key after every key starting with `prefix`.
+fn prefix_end(prefix: &[u8]) -> Vec<u8> {
+    let mut end = prefix.to_vec();
+    while let Some(last) = end.pop() {
+        if last < 0xff {
+            end.push(last + 1);
+            return end;
+        }
+    }
+    vec![0]
+}
