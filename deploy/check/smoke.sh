@@ -16,7 +16,14 @@
 # 7. the gateway starts with deploy/config/gateway.env; the image's
 #    HEALTHCHECK passes; /readyz is ready
 # 8. SIGTERM stops everything with exit code 0
-# 9. operator CA (fogplane-make-ca): the coordinator serves with
+# 9. traces, metrics, logs: with the commented-out OTLP examples of
+#    coordinator.env, agent.toml and agent.env switched on, a task submitted
+#    by fogctl under a TRACEPARENT reaches an OTLP collector (otlp_collector.py,
+#    Python with grpcio: FOGPLANE_CHECK_PYTHON, else skipped) as one connected
+#    trace, submit -> place -> dispatch -> run (fog-agent) -> complete; the
+#    agent logs JSON; every metric docs/OPERATIONS.md names is served, and
+#    every metric served is documented
+# 10. operator CA (fogplane-make-ca): the coordinator serves with
 #    --ca-cert/--ca-key; after `fogplane-make-ca --renew` (same key, new
 #    validity) and a restart, the joined agent and fogctl, which hold the old
 #    certificate, still connect
@@ -170,6 +177,7 @@ wait_for 20 "the gateway's 'listening on'" grep -q 'listening on' "$T/gateway.lo
 run_healthcheck deploy/docker/gateway.Dockerfile 8080 "$P_GW" || die "gateway.Dockerfile HEALTHCHECK"
 http_get "$P_GW" /readyz | head -n 1 | grep -q ' 200 ' || die "/readyz is not 200"
 wait_for 10 "the gateway's /metrics" bash -c "$(declare -f http_get); http_get $P_GW_METRICS /metrics | head -n 1 | grep -q ' 200 '"
+http_get "$P_GW_METRICS" /metrics >"$T/gateway-metrics.txt"
 ok "gateway serves with deploy/config/gateway.env; its image's HEALTHCHECK passes; /readyz is ready; /metrics answers"
 
 # 8
@@ -183,6 +191,80 @@ pids=()
 ok "agent, gateway and coordinator stop on SIGTERM with exit code 0"
 
 # 9
+PYG="${FOGPLANE_CHECK_PYTHON:-python3}"
+if ! "$PYG" -c 'import grpc' 2>/dev/null; then
+  echo "  skip traces and the metric names: no Python with grpcio (deploy/check.sh sets FOGPLANE_CHECK_PYTHON)"
+else
+  "$PYG" deploy/check/otlp_collector.py serve "$T/otlp.port" "$T/spans.jsonl" >"$T/otlp.log" 2>&1 &
+  pids+=($!)
+  OTLP_PID=$!
+  wait_for 20 "the OTLP collector" test -s "$T/otlp.port"
+  OTLP="http://127.0.0.1:$(cat "$T/otlp.port")"
+  # The commented-out examples, switched on (exports every 200 ms, not 5 s).
+  sed -E "s|^#(FOG_OTLP_ENDPOINT)=.*|\1=$OTLP|; s|^#(OTEL_BSP_SCHEDULE_DELAY)=.*|\1=200|" \
+    deploy/config/coordinator.env >"$T/coordinator-otlp.env"
+  sed -E "s|^#(FOG_AGENT_LOG_FORMAT)=.*|\1=json|; s|^#(OTEL_BSP_SCHEDULE_DELAY)=.*|\1=200|" \
+    deploy/config/agent.env >"$T/agent-otlp.env"
+  sed -E "s|^#(otlp_endpoint) = .*|\1 = \"$OTLP\"|; s|^#(log_format) = .*|\1 = \"json\"|" \
+    deploy/config/agent.toml >"$T/agent-otlp.toml"
+  grep -qx "FOG_OTLP_ENDPOINT=$OTLP" "$T/coordinator-otlp.env" || die "coordinator.env has no #FOG_OTLP_ENDPOINT= example"
+  grep -qx "OTEL_BSP_SCHEDULE_DELAY=200" "$T/coordinator-otlp.env" || die "coordinator.env has no #OTEL_BSP_SCHEDULE_DELAY= example"
+  grep -qx "FOG_AGENT_LOG_FORMAT=json" "$T/agent-otlp.env" || die "agent.env has no #FOG_AGENT_LOG_FORMAT= example"
+  grep -qx "otlp_endpoint = \"$OTLP\"" "$T/agent-otlp.toml" || die "agent.toml has no #otlp_endpoint example"
+  grep -qx 'log_format = "json"' "$T/agent-otlp.toml" || die "agent.toml has no #log_format example"
+  # One sign-in a minute, so that the second below is refused and counted.
+  (
+    set -a
+    # shellcheck source=/dev/null
+    . "$T/coordinator-otlp.env"
+    set +a
+    exec fog-coordinator --listen "127.0.0.1:$P_COORD" --data-dir "$DATA" --metrics-listen "127.0.0.1:$P_METRICS" \
+      --limit-sign-in-per-min 1
+  ) >"$T/coordinator-otlp.log" 2>&1 &
+  pids+=($!)
+  COORD_PID=$!
+  wait_for 30 "the coordinator (traces on)" bash -c "exec 3<>/dev/tcp/127.0.0.1/$P_COORD"
+  (
+    set -a
+    # shellcheck source=/dev/null
+    . "$T/agent-otlp.env"
+    set +a
+    exec fog-agent run --config "$T/agent-otlp.toml" --state-dir "$T/agent" --coordinator "$COORD_URL"
+  ) >"$T/agent-otlp.log" 2>&1 &
+  pids+=($!)
+  AGENT_PID=$!
+  wait_for 20 "node smoke-1 (traces on)" node_healthy
+  head -n 1 "$T/agent-otlp.log" | grep -q '^{.*"level"' || die "log_format/FOG_AGENT_LOG_FORMAT json did not give JSON logs"
+  TRACE=4bf92f3577b34da6a3ce929d0e0e4736
+  CALLER=00f067aa0ba902b7
+  TRACEPARENT="00-$TRACE-$CALLER-01" fogctl tasks submit --echo traced --wait >"$T/traced-task.log" 2>&1 ||
+    die "fogctl tasks submit --wait (traces on)"
+  chain=(fog.v1.TaskService/SubmitTask:fog-coordinator place:fog-coordinator dispatch:fog-coordinator
+    run:fog-agent complete:fog-coordinator)
+  traced() { "$PYG" deploy/check/otlp_collector.py check "$T/spans.jsonl" "$TRACE" "$CALLER" "${chain[@]}"; }
+  for _ in $(seq 1 100); do traced >/dev/null && break; sleep 0.2; done
+  traced || die "the task's trace did not reach the collector connected"
+  ok "traces on (coordinator.env, agent.toml examples): submit -> place -> dispatch -> run (fog-agent) -> complete, child of fogctl's TRACEPARENT; agent logs JSON"
+  fogctl login --username admin --password-stdin <"$T/admin-password" >/dev/null 2>&1 || die "fogctl login (traces on)"
+  if fogctl login --username admin --password-stdin <"$T/admin-password" >"$T/login-limited.log" 2>&1; then
+    die "a second sign-in within the minute was not refused (--limit-sign-in-per-min 1)"
+  fi
+  http_get "$P_METRICS" /metrics >"$T/coordinator-metrics.txt"
+  "$PYG" deploy/check/checks.py metrics "$T/coordinator-metrics.txt" "$T/gateway-metrics.txt" ||
+    die "the metric names in docs/OPERATIONS.md and those served differ"
+  ok "every metric named in docs/OPERATIONS.md is served (coordinator after a task and a refused sign-in; gateway), and every one served is documented"
+  for p in "$AGENT_PID" "$COORD_PID"; do
+    kill -TERM "$p"
+    status=0
+    wait "$p" || status=$?
+    [ "$status" = 0 ] || die "process $p exited $status after SIGTERM (traces on)"
+  done
+  kill "$OTLP_PID" 2>/dev/null || true
+  wait "$OTLP_PID" 2>/dev/null || true
+  pids=()
+fi
+
+# 10
 if ! command -v openssl >/dev/null; then
   echo "  skip operator CA: no openssl"
   exit 0

@@ -91,6 +91,9 @@ app.kubernetes.io/component: {{ index . 1 }}
 {{- if and .Values.gateway.enabled (not (include "fogplane.caSecret" .)) -}}
 {{- fail "the gateway verifies the coordinator with the cluster CA: set coordinator.ca.existingSecret (a kubernetes.io/tls Secret) or coordinator.ca.cert and coordinator.ca.key, or gateway.enabled=false (docs/OPERATIONS.md, \"Kubernetes\")" -}}
 {{- end -}}
+{{- if and .Values.tracing.otlpEndpoint (not (hasPrefix "http://" .Values.tracing.otlpEndpoint)) -}}
+{{- fail "tracing.otlpEndpoint must be an http:// URL (OTLP/gRPC without TLS, e.g. http://otel-collector.observability.svc:4317): fog-coordinator and fog-agent refuse https:// and exit" -}}
+{{- end -}}
 {{- if and .Values.metrics.serviceMonitor.enabled (not .Values.metrics.enabled) -}}
 {{- fail "metrics.serviceMonitor.enabled needs metrics.enabled" -}}
 {{- end -}}
