@@ -24,12 +24,23 @@ pub struct Flags {
     /// Where state is kept: `redb` (embedded, in --data-dir) or `etcd` (--etcd-endpoints).
     #[arg(long, env = "FOG_STORE", default_value = "redb", value_parser = ["redb", "etcd"])]
     pub store: String,
-    /// etcd client URLs, e.g. `http://10.0.0.1:2379,http://10.0.0.2:2379` (with `--store etcd`).
+    /// etcd client URLs, e.g. `http://10.0.0.1:2379,http://10.0.0.2:2379` (with `--store etcd`;
+    /// plain HTTP only for now).
     #[arg(long, env = "FOG_ETCD_ENDPOINTS", value_delimiter = ',')]
     pub etcd_endpoints: Vec<String>,
     /// Key prefix of this cluster's records in etcd (clusters may share an etcd).
     #[arg(long, env = "FOG_ETCD_PREFIX", default_value = "/fogplane/")]
     pub etcd_prefix: String,
+    /// Run as one of several replicas on etcd: the elected leader serves, the others stand by
+    /// (needs --store etcd).
+    #[arg(long, env = "FOG_HA", default_value_t = false)]
+    pub ha: bool,
+    /// The URL clients and agents should use for this replica (default: from --listen).
+    #[arg(long, env = "FOG_ADVERTISE_URL")]
+    pub advertise_url: Option<String>,
+    /// Lease of the leadership: how long a dead leader keeps it (2s to 60s).
+    #[arg(long, env = "FOG_LEADER_LEASE", default_value = "3s", value_parser = humantime::parse_duration)]
+    pub leader_lease: Duration,
     /// Serve without TLS and take node identity from the hello message.
     /// For local development only: logs a warning. The default is mTLS.
     #[arg(long, env = "FOG_INSECURE_DEV", default_value_t = false)]
@@ -147,6 +158,12 @@ pub struct Config {
     pub data_dir: PathBuf,
     /// Which store backend.
     pub store: StoreChoice,
+    /// One of several replicas (leader election on etcd).
+    pub ha: bool,
+    /// This replica's URL for clients.
+    pub advertise_url: String,
+    /// Leadership lease.
+    pub leader_lease: Duration,
     /// Insecure dev mode.
     pub insecure_dev: bool,
     /// mTLS settings (None in insecure dev mode).
@@ -194,8 +211,11 @@ fn store_choice(f: &Flags) -> Result<StoreChoice, ConfigError> {
     if f.etcd_endpoints.is_empty() {
         return Err(ConfigError("--store etcd needs --etcd-endpoints (e.g. http://127.0.0.1:2379)".into()));
     }
-    if let Some(bad) = f.etcd_endpoints.iter().find(|e| !(e.starts_with("http://") || e.starts_with("https://"))) {
-        return Err(ConfigError(format!("--etcd-endpoints {bad:?}: expected http://host:port or https://host:port")));
+    // TLS to etcd (and its client certificates) is not built yet: say so rather than fail later.
+    if let Some(bad) = f.etcd_endpoints.iter().find(|e| !e.starts_with("http://")) {
+        return Err(ConfigError(format!(
+            "--etcd-endpoints {bad:?}: expected http://host:port (TLS to etcd is not supported yet; keep etcd on a private network)"
+        )));
     }
     if !f.etcd_prefix.starts_with('/') || !f.etcd_prefix.ends_with('/') || f.etcd_prefix.len() < 2 {
         return Err(ConfigError(format!(
@@ -323,6 +343,14 @@ impl Config {
         }
         let tls = if f.insecure_dev { None } else { Some(tls_settings(&f)?) };
         let store = store_choice(&f)?;
+        if f.ha && store == StoreChoice::Redb {
+            return Err(ConfigError("--ha needs --store etcd (the replicas share their state there)".into()));
+        }
+        if !(Duration::from_secs(2)..=Duration::from_secs(60)).contains(&f.leader_lease) {
+            return Err(ConfigError("--leader-lease must be between 2s and 60s".into()));
+        }
+        let scheme = if f.insecure_dev { "http" } else { "https" };
+        let advertise_url = f.advertise_url.clone().unwrap_or_else(|| format!("{scheme}://{}", f.listen));
         if f.topology_retained < 1000 {
             return Err(ConfigError("--topology-retained must be at least 1000".into()));
         }
@@ -350,6 +378,9 @@ impl Config {
             listen: f.listen,
             data_dir: f.data_dir,
             store,
+            ha: f.ha,
+            advertise_url,
+            leader_lease: f.leader_lease,
             insecure_dev: f.insecure_dev,
             tls,
             liveness,

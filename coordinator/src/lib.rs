@@ -10,6 +10,7 @@ pub mod auth;
 pub mod config;
 pub mod convert;
 pub mod engine;
+pub mod ha;
 pub mod identity;
 pub mod metrics;
 pub mod server;

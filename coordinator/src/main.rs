@@ -146,6 +146,11 @@ fn main() {
                 return EXIT_CONFIG;
             }
         };
+        if cfg.ha {
+            let code = fog_coordinator::ha::run(cfg, wait_for_signal()).await;
+            traces.shutdown().await;
+            return code;
+        }
         let running = match fog_coordinator::server::start(cfg).await {
             Ok(r) => r,
             Err(e) => {

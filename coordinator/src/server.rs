@@ -37,19 +37,25 @@ pub struct Running {
 
 /// Opens the store, restores state, binds the port and serves.
 pub async fn start(cfg: Config) -> anyhow::Result<Running> {
+    let started = std::time::Instant::now();
+    let store: Arc<dyn Store> = match &cfg.store {
+        crate::config::StoreChoice::Redb => Arc::new(RedbStore::open(&cfg.data_dir)?),
+        crate::config::StoreChoice::Etcd { endpoints, prefix } => {
+            Arc::new(crate::store::EtcdStore::connect(endpoints, prefix).await?)
+        }
+    };
+    start_on(cfg, store, started).await
+}
+
+/// Restores state from an open `store`, binds the port and serves
+/// (`started`: when opening began, for the lifecycle log).
+pub async fn start_on(cfg: Config, store: Arc<dyn Store>, started: std::time::Instant) -> anyhow::Result<Running> {
     if cfg.tls.is_none() {
         warn!(
             "INSECURE DEV MODE: plaintext gRPC, node identity taken from hello messages; never use this in production"
         );
     }
-    let started = std::time::Instant::now();
-    let store: Arc<dyn Store> = match &cfg.store {
-        crate::config::StoreChoice::Redb => Arc::new(RedbStore::open(&cfg.data_dir)?),
-        crate::config::StoreChoice::Etcd { endpoints, prefix } => {
-            std::fs::create_dir_all(&cfg.data_dir)?;
-            Arc::new(crate::store::EtcdStore::connect(endpoints, prefix).await?)
-        }
-    };
+    std::fs::create_dir_all(&cfg.data_dir)?;
     let opened_ms = started.elapsed().as_millis();
     let snapshot = store.load().await?;
     info!(
@@ -210,6 +216,22 @@ const CA_KEY_KEY: &str = "ca/key.pem";
 /// File in the data directory with the CA certificate (public), for fogctl and agents.
 pub const CA_FILE: &str = "ca.pem";
 
+/// The CA that already exists: the operator's, or the one kept in the store.
+fn known_ca(tls: &TlsSettings, snapshot: &Snapshot) -> anyhow::Result<Option<CertificateAuthority>> {
+    let meta =
+        |k: &str| snapshot.meta.iter().find(|(key, _)| key == k).map(|(_, v)| String::from_utf8_lossy(v).into_owned());
+    if let Some((cert, key)) = &tls.operator_ca {
+        let read = |p: &std::path::PathBuf| {
+            std::fs::read_to_string(p).map_err(|e| anyhow::anyhow!("cannot read {}: {e}", p.display()))
+        };
+        return Ok(Some(CertificateAuthority::from_pem(&read(cert)?, &read(key)?, &tls.trust_domain)?));
+    }
+    match (meta(CA_CERT_KEY), meta(CA_KEY_KEY)) {
+        (Some(cert), Some(key)) => Ok(Some(CertificateAuthority::from_pem(&cert, &key, &tls.trust_domain)?)),
+        _ => Ok(None),
+    }
+}
+
 /// The CA: the operator's, or the one kept in the store, or a new one that is
 /// stored before anything is served. Its public certificate is also written
 /// to `<data-dir>/ca.pem` for clients.
@@ -219,28 +241,33 @@ async fn identity_context(
     store: &dyn Store,
     data_dir: &std::path::Path,
 ) -> anyhow::Result<IdentityContext> {
-    let meta =
-        |k: &str| snapshot.meta.iter().find(|(key, _)| key == k).map(|(_, v)| String::from_utf8_lossy(v).into_owned());
-    let ca = if let Some((cert, key)) = &tls.operator_ca {
-        let read = |p: &std::path::PathBuf| {
-            std::fs::read_to_string(p).map_err(|e| anyhow::anyhow!("cannot read {}: {e}", p.display()))
-        };
-        CertificateAuthority::from_pem(&read(cert)?, &read(key)?, &tls.trust_domain)?
-    } else if let (Some(cert), Some(key)) = (meta(CA_CERT_KEY), meta(CA_KEY_KEY)) {
-        CertificateAuthority::from_pem(&cert, &key, &tls.trust_domain)?
-    } else {
-        let ca = CertificateAuthority::generate(&tls.trust_domain, std::time::SystemTime::now())?;
-        store
-            .commit(vec![
-                Mutation::PutMeta { key: CA_CERT_KEY.into(), value: ca.cert_pem().into_bytes() },
-                Mutation::PutMeta { key: CA_KEY_KEY.into(), value: ca.key_pem().into_bytes() },
-            ])
-            .await?;
-        info!(fingerprint = %ca.fingerprint(), "created the cluster CA");
-        ca
+    let ca = match known_ca(tls, snapshot)? {
+        Some(ca) => ca,
+        None => {
+            let ca = CertificateAuthority::generate(&tls.trust_domain, std::time::SystemTime::now())?;
+            store
+                .commit(vec![
+                    Mutation::PutMeta { key: CA_CERT_KEY.into(), value: ca.cert_pem().into_bytes() },
+                    Mutation::PutMeta { key: CA_KEY_KEY.into(), value: ca.key_pem().into_bytes() },
+                ])
+                .await?;
+            info!(fingerprint = %ca.fingerprint(), "created the cluster CA");
+            ca
+        }
     };
     std::fs::write(data_dir.join(CA_FILE), ca.cert_pem())?;
     Ok(IdentityContext { ca, node_cert_ttl: tls.node_cert_ttl, join_token_ttl: tls.join_token_ttl })
+}
+
+/// TLS for a standby replica: the cluster CA's serving certificate, if the CA
+/// exists yet (before the first leader creates it, a standby does not listen).
+pub(crate) fn standby_tls(
+    tls: &TlsSettings,
+    snapshot: &Snapshot,
+) -> anyhow::Result<Option<tonic::transport::ServerTlsConfig>> {
+    let Some(ca) = known_ca(tls, snapshot)? else { return Ok(None) };
+    let ctx = IdentityContext { ca, node_cert_ttl: tls.node_cert_ttl, join_token_ttl: tls.join_token_ttl };
+    Ok(Some(server_tls(tls, &ctx)?))
 }
 
 /// TLS for the gRPC port: a serving certificate issued from the CA at each

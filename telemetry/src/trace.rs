@@ -55,12 +55,13 @@ impl Drop for TraceGuard {
 pub fn init(service: &'static str, endpoint: Option<&str>) -> Result<TraceGuard, String> {
     global::set_text_map_propagator(TraceContextPropagator::new());
     let Some(endpoint) = endpoint else { return Ok(TraceGuard { provider: None }) };
-    use opentelemetry_otlp::WithExportConfig;
-    let exporter = opentelemetry_otlp::SpanExporter::builder()
-        .with_tonic()
-        .with_endpoint(endpoint)
-        .build()
-        .map_err(|e| format!("OTLP endpoint {endpoint}: {e}"))?;
+    use opentelemetry_otlp::{WithExportConfig, WithTonicConfig};
+    let mut builder = opentelemetry_otlp::SpanExporter::builder().with_tonic().with_endpoint(endpoint);
+    if endpoint.starts_with("https://") {
+        // The exporter's own TLS settings start with no trusted roots: trust the system's.
+        builder = builder.with_tls_config(tonic::transport::ClientTlsConfig::new().with_native_roots());
+    }
+    let exporter = builder.build().map_err(|e| format!("OTLP endpoint {endpoint}: {e}"))?;
     let resource = opentelemetry_sdk::Resource::builder()
         .with_service_name(service)
         .with_attribute(KeyValue::new("service.version", env!("CARGO_PKG_VERSION")))

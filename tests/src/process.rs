@@ -53,7 +53,8 @@ impl CoordinatorProcess {
             .arg(data_dir)
             .args(extra)
             .env("FOG_LOG", std::env::var("FOG_TEST_LOG").unwrap_or_else(|_| "warn".into()))
-            .stdout(Stdio::null())
+            // Logs go to stdout: warnings and errors show in the test's output.
+            .stdout(Stdio::inherit())
             .stderr(Stdio::inherit())
             .spawn()
             .expect("spawn fog-coordinator");
@@ -74,6 +75,11 @@ impl CoordinatorProcess {
     /// The OS process id.
     pub fn pid(&self) -> u32 {
         self.child.id()
+    }
+
+    /// Its exit code, if it has exited.
+    pub fn exit_code(&mut self) -> Option<i32> {
+        self.child.try_wait().ok().flatten().and_then(|s| s.code())
     }
 }
 

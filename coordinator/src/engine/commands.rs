@@ -95,6 +95,8 @@ pub enum Command {
     },
     /// A submit's commit failed: forget the task.
     Rollback(TaskId),
+    /// A submit repeated a request id: answer with that task if it was stored.
+    Resubmitted(TaskId, Reply<pb::Task>),
     /// Get a task.
     GetTask(String, Reply<pb::Task>),
     /// List tasks.
@@ -166,6 +168,16 @@ impl Engine {
             Command::CloseSession { node, session_id } => self.close_session(&node, session_id, now),
             Command::Submit { spec, request_id, trace, reply } => self.submit(spec, request_id, trace, reply, now),
             Command::Rollback(id) => self.rollback(&id),
+            Command::Resubmitted(id, reply) => {
+                // Rolled back (forgotten, or cancelled with its request id released): not stored.
+                let stored = self.tasks.get(&id).filter(|t| {
+                    t.request_id.as_deref().and_then(|r| self.tasks.by_request_id(r)).is_some_and(|o| o.id == id)
+                });
+                let task = stored.map(convert::task_pb).ok_or_else(|| {
+                    ApiError::Unavailable("the earlier submit with this request id was not stored; retry".into())
+                });
+                let _ = reply.send(task);
+            }
             Command::GetTask(id, reply) => {
                 let _ = reply.send(self.tasks.get(&id).map(convert::task_pb).ok_or_else(|| not_found_task(&id)));
             }
@@ -229,7 +241,27 @@ impl Engine {
         if let Some(r) = &request_id
             && let Some(existing) = self.tasks.by_request_id(r)
         {
-            let _ = reply.send(Ok(convert::task_pb(existing)));
+            // The first submit may not be durable yet (or may fail and be rolled
+            // back): answer once everything queued before this is committed, from
+            // the state then.
+            let id = existing.id.clone();
+            let engine = self.self_tx.clone();
+            self.pending.effects.push(Box::new(move |res| {
+                let unstored = |why: String| Err(ApiError::Unavailable(format!("task not stored: {why}; retry")));
+                match (res, engine.upgrade()) {
+                    (Ok(()), Some(tx)) => {
+                        if let Err(tokio::sync::mpsc::error::TrySendError::Full(Command::Resubmitted(_, reply))) =
+                            tx.try_send(Command::Resubmitted(id, reply))
+                        {
+                            let _ = reply.send(unstored("the coordinator is busy".into()));
+                        }
+                    }
+                    (Ok(()), None) => {}
+                    (Err(e), _) => {
+                        let _ = reply.send(unstored(e.to_string()));
+                    }
+                }
+            }));
             return;
         }
         let params: TaskParams = convert::task_params(&spec, request_id);
@@ -252,6 +284,8 @@ impl Engine {
         if self.tasks.forget(id) {
             return;
         }
+        // Already placed: it is cancelled, and a retry with its request id makes a new task.
+        self.tasks.release_request_id(id);
         if let Ok(effects) = self.tasks.cancel(&mut self.nodes, id, "submission could not be stored", now_ms()) {
             self.core_effects(effects);
             self.pending.tasks.insert(Arc::from(id));

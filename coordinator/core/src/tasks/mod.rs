@@ -351,6 +351,16 @@ impl<P> TaskBook<P> {
         true
     }
 
+    /// Frees a task's request id, so that a retry of its submission makes a
+    /// new task (the task's submission was not stored; it is being cancelled).
+    pub fn release_request_id(&mut self, id: &str) {
+        if let Some(r) = self.tasks.get(id).and_then(|t| t.request_id.clone())
+            && self.by_request.get(&r).is_some_and(|t| &**t == id)
+        {
+            self.by_request.remove(&r);
+        }
+    }
+
     /// Cancels a task on a user's request.
     pub fn cancel(
         &mut self,
