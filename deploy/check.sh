@@ -17,7 +17,11 @@
 # First run: ~30 s of downloads; then ~15 s.
 #
 # promtool (Debian's prometheus package, which scripts/deps.sh installs) checks
-# the Prometheus files; without it that check is skipped (and says so).
+# the Prometheus files; without it that check is skipped (and says so). etcd
+# (Debian's etcd-server, also from scripts/deps.sh) is the reference for the
+# etcd flags used, and the smoke test runs the coordinator on a throwaway etcd;
+# without it those parts are skipped (and say so). openssl: the smoke test's
+# operator CA and https:// OTLP probe.
 #
 # Not checked here (no daemon, no registry, no cluster): building and running
 # the images, `helm install` into a cluster, the units under a real systemd.
@@ -130,9 +134,14 @@ compose_check() {
   grep -q 'FOGPLANE_ADMIN_PASSWORD' <<<"$out" || { echo "  unexpected error: $out"; return 1; }
   echo "  compose config without FOGPLANE_ADMIN_PASSWORD: refused, naming the variable"
   FOGPLANE_ADMIN_PASSWORD=check-password-123 compose -f "$COMPOSE_FILE" config --format json >"$TMP/compose.json" || return 1
-  "$PY" deploy/check/checks.py compose "$TMP/compose.json"
+  # The etcd profile, switched on as its header says (FOGPLANE_STORE=etcd),
+  # with traces to an https:// collector.
+  FOGPLANE_ADMIN_PASSWORD=check-password-123 FOGPLANE_STORE=etcd FOGPLANE_OTLP_ENDPOINT=https://otel-collector:4317 \
+    compose -f "$COMPOSE_FILE" --profile etcd config --format json >"$TMP/compose-etcd.json" || return 1
+  echo "  compose --profile etcd config: valid"
+  "$PY" deploy/check/checks.py compose "$TMP/compose.json" "$TMP/compose-etcd.json"
 }
-check "docker compose config (deploy/compose/compose.yaml)" compose_check
+check "docker compose config (deploy/compose/compose.yaml; --profile etcd)" compose_check
 
 # ---------------------------------------------------------------- helm
 check "Helm chart: lint, render with ci/*-values.yaml, Kubernetes schemas (1.25, 1.37)" \
@@ -195,6 +204,15 @@ systemd_check() {
       echo "  ${u%%:*}.service: ${score#→ } (threshold $((${u#*:} / 10)).$((${u#*:} % 10)))"
     fi
   done
+  # An HA leader that loses its lease exits 75 and must be restarted.
+  out=$(grep -E '^(Restart|RestartPreventExitStatus|SuccessExitStatus)=' deploy/systemd/fog-coordinator.service | tr '\n' ' ')
+  if grep -q '^Restart=\(on-failure\|always\)$' deploy/systemd/fog-coordinator.service &&
+    ! grep -qE '^(RestartPreventExitStatus|SuccessExitStatus)=.*\b75\b' deploy/systemd/fog-coordinator.service; then
+    echo "  fog-coordinator.service: exit 75 (HA leader lost its lease) restarts ($out)"
+  else
+    echo "  fog-coordinator.service: exit 75 must restart (Restart=on-failure, 75 not in RestartPreventExitStatus/SuccessExitStatus)"
+    rc=1
+  fi
   # The sysusers file, applied to a scratch root.
   if command -v systemd-sysusers >/dev/null 2>&1; then
     mkdir -p "$TMP/sysroot/etc/sysusers.d"
@@ -216,7 +234,7 @@ if [ -x "$BIN/fog-coordinator" ] && [ -x "$BIN/fog-gateway" ] && [ -x "$BIN/fog-
   check "every fog flag and FOG_*/OTEL_BSP_* variable in deploy/ and docs/OPERATIONS.md exists (--help of $BIN)" \
     "$PY" deploy/check/checks.py flags "$BIN"
   check "Helm containers and compose services: args and env belong to their image's binaries" \
-    "$PY" deploy/check/checks.py container-flags "$BIN" "$CHART" "$TMP/compose.json"
+    "$PY" deploy/check/checks.py container-flags "$BIN" "$CHART" "$TMP/compose.json" "$TMP/compose-etcd.json"
   check "smoke test: scripts and example configs against the real binaries (127.0.0.1 only)" \
     env FOGPLANE_CHECK_PYTHON="$PY" bash deploy/check/smoke.sh "$BIN"
 else

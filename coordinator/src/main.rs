@@ -68,6 +68,12 @@ fn admin(args: Vec<String>) -> i32 {
         eprintln!("fog-coordinator admin create: --store etcd needs --etcd-endpoints");
         return EXIT_CONFIG;
     }
+    if let Some(bad) = etcd_endpoints.iter().find(|e| !e.starts_with("http://")) {
+        eprintln!(
+            "fog-coordinator admin create: --etcd-endpoints {bad:?}: expected http://host:port (TLS to etcd is not supported yet)"
+        );
+        return EXIT_CONFIG;
+    }
     let Some(role) = fog_coordinator::auth::Role::parse(&role) else {
         eprintln!("fog-coordinator admin create: --role must be admin, operator or viewer");
         return EXIT_CONFIG;

@@ -4,10 +4,15 @@
     checks.py yaml                 every non-template YAML file parses; agent.toml keys
                                    (commented-out `#key = value` examples too)
     checks.py dockerfiles          USER, stages, COPY sources vs the per-Dockerfile ignore files
-    checks.py compose JSON         structure of `docker compose config --format json`
+    checks.py compose JSON ETCD_JSON
+                                   structure of `docker compose config --format json`, without
+                                   profiles and with the `etcd` profile (FOGPLANE_STORE=etcd,
+                                   FOGPLANE_OTLP_ENDPOINT=https://…)
     checks.py helm CHART           lint, render with each ci/*-values.yaml, validate the objects;
-                                   tracing.otlpEndpoint reaches the coordinator and the agents
-    checks.py flags BIN_DIR        every fog flag and FOG_*/OTEL_* variable used exists (--help)
+                                   tracing.otlpEndpoint reaches the coordinator and the agents;
+                                   store.* reaches the coordinator and its init container
+    checks.py flags BIN_DIR        every fog flag and FOG_*/OTEL_* variable used exists (--help);
+                                   etcd flags named in the guide exist in `etcd --help` (if any)
     checks.py metrics SCRAPE...    the metric names of docs/OPERATIONS.md's "Metrics, traces and
                                    logs" are those of the scrapes (run by smoke.sh)
 
@@ -224,12 +229,26 @@ def check_dockerfiles() -> None:
 # compose
 
 
-def check_compose(path: str) -> None:
+ETCD_FLAGS_NEEDED = {"--max-txn-ops": 16384, "--max-request-bytes": 33554432}
+
+
+def check_compose(path: str, etcd_path: str) -> None:
+    check_compose_project(path, etcd=False)
+    check_compose_project(etcd_path, etcd=True)
+    done("compose structure (default, and the etcd profile)")
+
+
+def check_compose_project(path: str, etcd: bool) -> None:
+    """One `docker compose config --format json`: the default project, or the
+    `etcd` profile rendered with FOGPLANE_STORE=etcd and an https:// FOGPLANE_OTLP_ENDPOINT."""
     cfg = json.loads(Path(path).read_text())
     services = cfg["services"]
+    what = "etcd profile" if etcd else "default"
     want = {"init", "coordinator", "bootstrap", "gateway", "agent-1", "agent-2", "agent-3"}
+    if etcd:
+        want |= {"etcd", "etcd-store-check"}
     if set(services) != want:
-        fail(f"services are {sorted(services)}, expected {sorted(want)}")
+        fail(f"{what}: services are {sorted(services)}, expected {sorted(want)}")
     for name, s in services.items():
         if not s.get("read_only"):
             fail(f"{name}: read_only is not set")
@@ -269,8 +288,69 @@ def check_compose(path: str) -> None:
     gw = services.get("gateway", {})
     if any(v["source"] in ("coordinator-data", "join-tokens") for v in gw.get("volumes") or []):
         fail("gateway: must see neither the store nor the join tokens")
-    print(f"  {len(services)} services, volumes: {', '.join(sorted(cfg.get('volumes', {})))}")
-    done("compose structure")
+    check_compose_store(what, services, etcd)
+    # Traces: one variable for the coordinator and every agent; empty is off.
+    otlp = {n: (s.get("environment") or {}).get(v) for n, s in services.items()
+            for v in ("FOG_OTLP_ENDPOINT", "FOG_AGENT_OTLP_ENDPOINT") if v in (s.get("environment") or {})}
+    want_otlp = "https://otel-collector:4317" if etcd else ""
+    if sorted(otlp) != ["agent-1", "agent-2", "agent-3", "coordinator"] or set(otlp.values()) != {want_otlp}:
+        fail(f"{what}: OTLP endpoints {otlp}, expected {want_otlp!r} on the coordinator and the three agents")
+    print(f"  {what}: {len(services)} services, volumes: {', '.join(sorted(cfg.get('volumes', {})))}; "
+          f"traces {'to ' + want_otlp if want_otlp else 'off (empty)'}")
+
+
+def check_compose_store(what: str, services: dict, etcd: bool) -> None:
+    store = "etcd" if etcd else "redb"
+    for n in ("init", "coordinator"):
+        env = services.get(n, {}).get("environment") or {}
+        if env.get("FOG_STORE") != store:
+            fail(f"{what}: {n}: FOG_STORE={env.get('FOG_STORE')!r}, expected {store}")
+        deps = services.get(n, {}).get("depends_on") or {}
+        if (deps.get("etcd") or {}).get("condition") != "service_healthy" or deps["etcd"].get("required") is not False:
+            fail(f"{what}: {n} must wait for a healthy etcd when the profile is on (required: false otherwise)")
+        if etcd:
+            prefix = env.get("FOG_ETCD_PREFIX", "")
+            if env.get("FOG_ETCD_ENDPOINTS") != "http://etcd:2379":
+                fail(f"{what}: {n}: FOG_ETCD_ENDPOINTS={env.get('FOG_ETCD_ENDPOINTS')!r}, expected http://etcd:2379")
+            if not (len(prefix) > 1 and prefix.startswith("/") and prefix.endswith("/")):
+                fail(f"{what}: {n}: FOG_ETCD_PREFIX {prefix!r} must start and end with /")
+    guard_dep = (services.get("init", {}).get("depends_on") or {}).get("etcd-store-check") or {}
+    if guard_dep.get("condition") != "service_completed_successfully" or guard_dep.get("required") is not False:
+        fail(f"{what}: init must wait for etcd-store-check to succeed (required: false)")
+    if not etcd:
+        return
+    e = services["etcd"]
+    user = str(e.get("user") or "")
+    if not re.fullmatch(r"[1-9][0-9]*(:[0-9]+)?", user):
+        fail(f"{what}: etcd must run as a numeric non-root user, not {user!r}")
+    args = dict(a.split("=", 1) for a in e.get("command") or [] if a.startswith("--") and "=" in a)
+    for flag, least in ETCD_FLAGS_NEEDED.items():
+        if int(args.get(flag, "0")) < least:
+            fail(f"{what}: etcd needs {flag}={least} (the coordinator commits up to 4,096 mutations at once)")
+    if not args.get("--auto-compaction-retention"):
+        fail(f"{what}: etcd needs --auto-compaction-retention (the coordinator never compacts)")
+    if not any(v["source"] == "etcd-data" for v in e.get("volumes") or []):
+        fail(f"{what}: etcd has no etcd-data volume")
+    if not args.get("--data-dir", "").startswith(tuple(v["target"] + "/" for v in e.get("volumes") or [])):
+        fail(f"{what}: etcd's --data-dir is not on its volume")
+    if e.get("ports"):
+        fail(f"{what}: etcd must not be published on the host")
+    if "etcdctl" not in " ".join((e.get("healthcheck") or {}).get("test") or []):
+        fail(f"{what}: etcd needs its etcdctl health check (init and the coordinator wait for it)")
+    if args.get("--advertise-client-urls") != "http://etcd:2379":
+        fail(f"{what}: etcd advertises {args.get('--advertise-client-urls')!r}, not http://etcd:2379")
+    # The guard, run here with sh: refuses the profile unless FOG_STORE=etcd.
+    guard = services["etcd-store-check"]
+    script = (guard.get("entrypoint") or [])[-1].replace("$$", "$")
+    for value, code in (("redb", 64), ("etcd", 0)):
+        r = subprocess.run(["sh", "-c", script], env={"FOG_STORE": value, "PATH": os.environ["PATH"]},
+                           capture_output=True, text=True)
+        if r.returncode != code:
+            fail(f"{what}: etcd-store-check with FOG_STORE={value} exited {r.returncode}, expected {code}")
+    if (guard.get("environment") or {}).get("FOG_STORE") != "etcd":
+        fail(f"{what}: etcd-store-check does not see FOGPLANE_STORE as FOG_STORE")
+    print(f"  {what}: init and coordinator on etcd (http://etcd:2379), etcd as {user} with "
+          + " ".join(f"{k}={args[k]}" for k in ETCD_FLAGS_NEEDED) + "; etcd-store-check refuses FOG_STORE=redb")
 
 
 # --------------------------------------------------------------------------
@@ -295,10 +375,20 @@ def check_helm(chart: str) -> None:
                 fail(f"default values failed for another reason: {e}")
             else:
                 print("  default values: refused as intended (no CA Secret while the gateway is enabled)")
+        nogw = {"gateway": {"enabled": False}}
         for bad, why in (
-            ({"coordinator": {"replicas": 2, "ca": {"existingSecret": "x"}}}, "replicas must be 1"),
-            ({"gateway": {"enabled": False}, "metrics": {"serviceMonitor": {"enabled": True}}}, "needs metrics.enabled"),
-            ({"gateway": {"enabled": False}, "tracing": {"otlpEndpoint": "https://otel:4317"}}, "must be an http:// URL"),
+            ({"coordinator": {"replicas": 2, "ca": {"existingSecret": "x"}}}, "replicas must be 1 with store.backend=redb"),
+            ({**nogw, "coordinator": {"replicas": 0}}, "replicas must be at least 1"),
+            ({**nogw, "coordinator": {"replicas": 2},
+              "store": {"backend": "etcd", "etcd": {"endpoints": ["http://etcd:2379"]}}}, "needs the cluster CA Secret"),
+            ({**nogw, "metrics": {"serviceMonitor": {"enabled": True}}}, "needs metrics.enabled"),
+            ({**nogw, "tracing": {"otlpEndpoint": "otel:4317"}}, "must be an http:// or https:// URL"),
+            ({**nogw, "store": {"backend": "postgres"}}, "store.backend must be redb or etcd"),
+            ({**nogw, "store": {"backend": "etcd"}}, "needs store.etcd.endpoints"),
+            ({**nogw, "store": {"backend": "etcd", "etcd": {"endpoints": ["https://etcd:2379"]}}}, "no TLS for etcd"),
+            ({**nogw, "store": {"backend": "etcd", "etcd": {"endpoints": ["etcd:2379"]}}}, "expected http://host:port"),
+            ({**nogw, "store": {"backend": "etcd", "etcd": {"endpoints": ["http://etcd:2379"], "prefix": "/fog"}}},
+             "must start and end with /"),
         ):
             try:
                 c.render(bad, name="fog", namespace="edge")
@@ -349,6 +439,8 @@ def check_helm(chart: str) -> None:
                     fail(f"{vf.name}: {kind}/{o['metadata']['name']} against Kubernetes {kv}: {msg}")
             check_pod_security(vf.name, o)
         check_tracing(vf.name, values, [x for _, x in objs])
+        check_store(vf.name, values, [x for _, x in objs])
+        check_ha(vf.name, values, [x for _, x in objs])
         objects_seen += len(objs)
         print(f"  {vf.name}: lint ok, {len(objs)} objects ({', '.join(sorted(set(kinds)))}) valid for Kubernetes 1.25 and 1.37")
     done(f"Helm chart ({objects_seen} rendered objects)")
@@ -384,10 +476,106 @@ def check_pod_security(vf: str, o: dict) -> None:
             fail(f"{name}: {c['name']}: runs as root")
 
 
+def check_store(vf: str, values: dict, objs: list[dict]) -> None:
+    """store.* reaches the coordinator and its init container (the admin goes
+    into the same store); redb has its volume claim, etcd none."""
+    store = values.get("store") or {}
+    backend = store.get("backend", "redb")
+    etcd = store.get("etcd") or {}
+    want = {"FOG_STORE": backend}
+    if backend == "etcd":
+        e = etcd.get("endpoints") or []
+        want |= {"FOG_ETCD_ENDPOINTS": e if isinstance(e, str) else ",".join(e),
+                 "FOG_ETCD_PREFIX": etcd.get("prefix", "/fogplane/")}
+    sts = [o for o in objs if o["kind"] == "StatefulSet"]
+    if len(sts) != 1:
+        fail(f"{vf}: {len(sts)} StatefulSets, expected the coordinator's")
+        return
+    spec = sts[0]["spec"]
+    pod = spec["template"]["spec"]
+    admin = (values.get("coordinator") or {}).get("admin", {}).get("create", True)
+    ctrs = {c["name"]: c for c in pod.get("containers", []) + pod.get("initContainers", [])}
+    for name in ["coordinator"] + (["init-admin"] if admin else []):
+        env = {e["name"]: e.get("value") for e in ctrs.get(name, {}).get("env") or []}
+        got = {k: v for k, v in env.items() if k.startswith(("FOG_STORE", "FOG_ETCD_"))}
+        if got != want:
+            fail(f"{vf}: {name}: store settings {got}, expected {want}")
+    claims = [c["metadata"]["name"] for c in spec.get("volumeClaimTemplates") or []]
+    data = [v for v in pod.get("volumes") or [] if v["name"] == "data"]
+    if backend == "redb" and (claims != ["data"] or data):
+        fail(f"{vf}: redb needs the volume claim `data` (and no `data` volume), got claims {claims}")
+    if backend == "etcd" and (claims or [list(v) for v in data] != [["name", "emptyDir"]]):
+        fail(f"{vf}: etcd needs no volume claim and an emptyDir `data` (ca.pem), got claims {claims}, volumes {data}")
+    print(f"  {vf}: store {backend}" + (f" at {want['FOG_ETCD_ENDPOINTS']} {want['FOG_ETCD_PREFIX']} (no PVC)"
+                                        if backend == "etcd" else " on the PVC `data`"))
+
+
+def check_ha(vf: str, values: dict, objs: list[dict]) -> None:
+    """With etcd: every replica runs --ha with its own --advertise-url (its
+    pod name under the headless service, also in its certificate), readiness
+    is the leader's metrics listener, standbys start in parallel, more than
+    one replica updates OnDelete, and the agents list every replica. With
+    redb: one replica, none of that."""
+    etcd = (values.get("store") or {}).get("backend", "redb") == "etcd"
+    replicas = int((values.get("coordinator") or {}).get("replicas", 1))
+    sts = next((o for o in objs if o["kind"] == "StatefulSet"), None)
+    if sts is None:
+        return
+    spec = sts["spec"]
+    pod = spec["template"]["spec"]
+    ctr = next(c for c in pod["containers"] if c["name"] == "coordinator")
+    args = ctr.get("args") or []
+    env = {e["name"]: e for e in ctr.get("env") or []}
+    hl = spec["serviceName"]
+    host = f"$(POD_NAME).{hl}.edge.svc"
+    if spec.get("replicas") != replicas:
+        fail(f"{vf}: StatefulSet replicas {spec.get('replicas')}, values say {replicas}")
+    agent_env = {}
+    for o in objs:
+        if o["kind"] == "DaemonSet":
+            for c in o["spec"]["template"]["spec"]["containers"]:
+                agent_env = {e["name"]: e.get("value") for e in c.get("env") or []}
+    if not etcd:
+        if replicas != 1 or "--ha" in args or any(a.startswith("--advertise-url") for a in args):
+            fail(f"{vf}: redb must run one replica without --ha/--advertise-url")
+        if spec.get("podManagementPolicy") != "OrderedReady" or spec["updateStrategy"]["type"] != "RollingUpdate":
+            fail(f"{vf}: redb: OrderedReady and RollingUpdate expected")
+        if "FOG_AGENT_COORDINATORS" in agent_env:
+            fail(f"{vf}: redb: agents need no replica list")
+        print(f"  {vf}: one coordinator (redb), no --ha")
+        return
+    if "--ha" not in args:
+        fail(f"{vf}: etcd: the coordinator must run with --ha")
+    want_adv = f"--advertise-url=https://{host}:7443"
+    if want_adv not in args:
+        fail(f"{vf}: etcd: expected {want_adv} in {args}")
+    sans = next((a.split("=", 1)[1].split(",") for a in args if a.startswith("--tls-san=")), [])
+    if host not in sans:
+        fail(f"{vf}: the serving certificate must name the advertised host {host}: {sans}")
+    if (env.get("POD_NAME", {}).get("valueFrom") or {}).get("fieldRef", {}).get("fieldPath") != "metadata.name":
+        fail(f"{vf}: POD_NAME must come from metadata.name")
+    probe = (ctr.get("readinessProbe") or {}).get("httpGet") or {}
+    ports = {p["name"]: p["containerPort"] for p in ctr.get("ports") or []}
+    if probe.get("port") != "metrics" or "metrics" not in ports or \
+            not any(a.startswith("--metrics-listen=") and a.endswith(f":{ports['metrics']}") for a in args):
+        fail(f"{vf}: etcd: readiness must be the leader's metrics listener (httpGet on port metrics, --metrics-listen)")
+    if spec.get("podManagementPolicy") != "Parallel":
+        fail(f"{vf}: etcd: podManagementPolicy must be Parallel (standbys are never Ready)")
+    want_update = "OnDelete" if replicas > 1 else "RollingUpdate"
+    if spec["updateStrategy"]["type"] != want_update:
+        fail(f"{vf}: {replicas} replicas: updateStrategy {spec['updateStrategy']['type']}, expected {want_update}")
+    name = sts["metadata"]["name"]
+    want_urls = ",".join(f"https://{name}-{i}.{hl}.edge.svc:7443" for i in range(replicas))
+    if agent_env and agent_env.get("FOG_AGENT_COORDINATORS") != want_urls:
+        fail(f"{vf}: agents' FOG_AGENT_COORDINATORS {agent_env.get('FOG_AGENT_COORDINATORS')!r}, expected {want_urls}")
+    print(f"  {vf}: {replicas} coordinator replica(s) with --ha, each advertising {host}:7443; "
+          f"readiness = leader (metrics); {spec['podManagementPolicy']}/{want_update}; agents list {want_urls}")
+
+
 def check_tracing(vf: str, values: dict, objs: list[dict]) -> None:
-    """tracing.otlpEndpoint sets FOG_OTLP_ENDPOINT on the coordinator and
-    FOG_AGENT_OTLP_ENDPOINT on the agents, and nothing at all when empty (an
-    empty FOG_OTLP_ENDPOINT would turn the coordinator's export on)."""
+    """tracing.otlpEndpoint (http:// or https://) sets FOG_OTLP_ENDPOINT on the
+    coordinator and FOG_AGENT_OTLP_ENDPOINT on the agents, and nothing at all
+    when empty (both binaries take an empty value as off; unset is cleaner)."""
     endpoint = (values.get("tracing") or {}).get("otlpEndpoint") or ""
     want = {("StatefulSet", "coordinator"): "FOG_OTLP_ENDPOINT", ("DaemonSet", "agent"): "FOG_AGENT_OTLP_ENDPOINT"}
     seen = []
@@ -515,6 +703,8 @@ def check_flags(bin_dir: str) -> None:
     all_flags = set().union(*(h["flags"] for h in helps.values()))
     all_env = set().union(*(h["env"] for h in helps.values()))
     planned_seen: set[str] = set()
+    etcd = etcd_flags()
+    etcd_seen: set[str] = set()
     n_flags = n_env = 0
     for p in scan_files():
         text = p.read_text(errors="replace")
@@ -527,11 +717,17 @@ def check_flags(bin_dir: str) -> None:
                     elif f not in helps[b]["flags"]:
                         fail(f"{rel(p)}: `{b} … {f}`: {b} has no such flag")
         if p == DOC:
-            # Flags named in prose (`--restart-grace`) belong to some Fogplane binary.
+            # Flags named in prose (`--restart-grace`) belong to some Fogplane
+            # binary, or to etcd (`--max-txn-ops`; checked against `etcd --help`
+            # where etcd is installed, else against ETCD_FLAGS_NAMED).
             for f in re.findall(r"`(--[a-z][a-z0-9-]*)", text):
                 n_flags += 1
-                if f not in all_flags and f not in PLANNED:
-                    fail(f"{rel(p)}: `{f}` is not a flag of any Fogplane binary")
+                if f in all_flags or f in PLANNED:
+                    continue
+                if f in (etcd or ETCD_FLAGS_NAMED):
+                    etcd_seen.add(f)
+                    continue
+                fail(f"{rel(p)}: `{f}` is not a flag of any Fogplane binary" + (" nor of etcd" if etcd else ""))
         for v in ENV_RE.findall(text):
             if v.endswith("_"):  # a prefix, as in "FOG_AGENT_* variables"
                 continue
@@ -554,17 +750,37 @@ def check_flags(bin_dir: str) -> None:
           + ", ".join(f"{b} ({len(h['flags'])} flags, {len(h['env'])} variables)" for b, h in helps.items()))
     if planned_seen:
         print(f"  planned, not yet in any binary (allowed): {', '.join(sorted(planned_seen))}")
+    if etcd_seen:
+        print(f"  etcd flags named in the guide: {', '.join(sorted(etcd_seen))} "
+              + ("(each in `etcd --help`)" if etcd else "(no etcd installed: checked against ETCD_FLAGS_NAMED only)"))
     done("flags and variables")
 
 
-def check_rendered_flags(bin_dir: str, chart: str, compose_json: str) -> None:
+# etcd flags the guide and deploy/ may name, for machines without etcd; where
+# etcd is installed, its --help is the reference instead.
+ETCD_FLAGS_NAMED = {"--max-txn-ops", "--max-request-bytes", "--auto-compaction-mode", "--auto-compaction-retention",
+                    "--quota-backend-bytes", "--data-dir", "--name", "--initial-cluster", "--initial-cluster-token",
+                    "--initial-advertise-peer-urls", "--listen-client-urls", "--advertise-client-urls",
+                    "--listen-peer-urls", "--initial-cluster-state"}
+
+
+def etcd_flags() -> set[str] | None:
+    """The flags of the etcd on PATH (`etcd --help`), or None without one."""
+    try:
+        r = subprocess.run(["etcd", "--help"], capture_output=True, text=True, timeout=20)
+    except (FileNotFoundError, subprocess.TimeoutExpired):
+        return None
+    return set(re.findall(r"^\s+(--[a-z][a-z0-9-]*)", r.stdout + r.stderr, re.M)) or None
+
+
+def check_rendered_flags(bin_dir: str, chart: str, compose_json: list[str]) -> None:
     """Per-container check of the Helm chart's and compose file's args and env."""
     import helm_python as helm
     import yaml
 
     helps = collect(Path(bin_dir))
     image_bins = {"coordinator": ["fog-coordinator", "fogctl"], "gateway": ["fog-gateway"], "agent": ["fog-agent"]}
-    script_env = re.compile(r"^(FOGPLANE_[A-Z_]+|NODE_NAME)$")
+    script_env = re.compile(r"^(FOGPLANE_[A-Z_]+|NODE_NAME|POD_NAME)$")
 
     def check(where: str, image: str, command: list[str] | None, args: list[str], env: list[str]) -> None:
         kind = next((k for k in image_bins if f"/{k}:" in image or image.startswith(f"{k}:")), None)
@@ -599,11 +815,26 @@ def check_rendered_flags(bin_dir: str, chart: str, compose_json: str) -> None:
                     n += 1
                     check(f"{vf.name}: {o['kind']}/{ctr['name']}", ctr["image"], ctr.get("command"),
                           ctr.get("args") or [], [e["name"] for e in ctr.get("env") or []])
-    cfg = json.loads(Path(compose_json).read_text())
-    for name, s in cfg["services"].items():
-        n += 1
-        check(f"compose {name}", s["image"], s.get("entrypoint"), s.get("command") or [], list((s.get("environment") or {}).keys()))
-    print(f"  {n} containers (Helm renders and compose services): args and env match their image's binaries")
+    etcd = etcd_flags()
+    etcd_checked = []
+    for path in compose_json:
+        cfg = json.loads(Path(path).read_text())
+        for name, s in cfg["services"].items():
+            n += 1
+            if "/etcd:" in s["image"]:
+                # etcd's own flags, against the etcd installed here (Debian's 3.4
+                # in CI: every flag used exists in 3.4 and 3.5).
+                for a in s.get("command") or []:
+                    f = a.split("=")[0]
+                    if f.startswith("--") and etcd is not None and f not in etcd:
+                        fail(f"compose {name}: etcd has no flag {f} (etcd --help)")
+                etcd_checked.append(name)
+                continue
+            check(f"compose {name}", s["image"], s.get("entrypoint"), s.get("command") or [],
+                  list((s.get("environment") or {}).keys()))
+    print(f"  {n} containers (Helm renders and compose services, both compose configs): args and env match their "
+          "image's binaries" + (f"; compose {', '.join(sorted(set(etcd_checked)))}: flags in `etcd --help`"
+                                if etcd and etcd_checked else ""))
     done("container flags and variables")
 
 
@@ -656,13 +887,13 @@ def main() -> None:
     elif cmd == "dockerfiles":
         check_dockerfiles()
     elif cmd == "compose":
-        check_compose(sys.argv[2])
+        check_compose(sys.argv[2], sys.argv[3])
     elif cmd == "helm":
         check_helm(sys.argv[2])
     elif cmd == "flags":
         check_flags(sys.argv[2])
     elif cmd == "container-flags":
-        check_rendered_flags(sys.argv[2], sys.argv[3], sys.argv[4])
+        check_rendered_flags(sys.argv[2], sys.argv[3], sys.argv[4:])
     elif cmd == "metrics":
         check_metrics(sys.argv[2:])
     else:

@@ -2,10 +2,12 @@
 """A minimal OTLP/gRPC trace collector for deploy/check/smoke.sh (needs grpcio,
 which deploy/check.sh installs in its venv; the protobuf is decoded by hand).
 
-    otlp_collector.py serve PORT_FILE SPANS_FILE
+    otlp_collector.py serve PORT_FILE SPANS_FILE [CERT KEY]
         listens on 127.0.0.1 (a free port, written to PORT_FILE) and appends
         every span it is sent to SPANS_FILE, one JSON object per line:
-        service (the resource's service.name), trace, span, parent, name
+        service (the resource's service.name), trace, span, parent, name;
+        with CERT and KEY (PEM) also over TLS on a second port, written to
+        PORT_FILE.tls
     otlp_collector.py check SPANS_FILE TRACE_ID PARENT_SPAN_ID NAME:SERVICE...
         exits 0 when the trace holds the spans named, each the child of the one
         before (the first: of PARENT_SPAN_ID) and sent by the service given;
@@ -80,7 +82,7 @@ def spans(request: bytes):
                     }
 
 
-def serve(port_file: str, spans_file: str) -> None:
+def serve(port_file: str, spans_file: str, tls: tuple[str, str] | None = None) -> None:
     import grpc
 
     lock = threading.Lock()
@@ -97,6 +99,12 @@ def serve(port_file: str, spans_file: str) -> None:
     )
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=4), handlers=[handler])
     port = server.add_insecure_port("127.0.0.1:0")
+    if tls:
+        cert, key = (open(p, "rb").read() for p in tls)
+        tls_port = server.add_secure_port("127.0.0.1:0", grpc.ssl_server_credentials([(key, cert)]))
+        with open(port_file + ".tls.tmp", "w") as f:
+            f.write(str(tls_port))
+        os.replace(port_file + ".tls.tmp", port_file + ".tls")
     server.start()
     with open(port_file + ".tmp", "w") as f:
         f.write(str(port))
@@ -123,8 +131,8 @@ def check(spans_file: str, trace: str, parent: str, chain: list[str]) -> int:
 
 
 def main() -> None:
-    if len(sys.argv) == 4 and sys.argv[1] == "serve":
-        serve(sys.argv[2], sys.argv[3])
+    if len(sys.argv) in (4, 6) and sys.argv[1] == "serve":
+        serve(sys.argv[2], sys.argv[3], (sys.argv[4], sys.argv[5]) if len(sys.argv) == 6 else None)
     elif len(sys.argv) >= 5 and sys.argv[1] == "check":
         sys.exit(check(sys.argv[2], sys.argv[3], sys.argv[4], sys.argv[5:]))
     else:

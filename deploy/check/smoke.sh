@@ -23,10 +23,20 @@
 #    trace, submit -> place -> dispatch -> run (fog-agent) -> complete; the
 #    agent logs JSON; every metric docs/OPERATIONS.md names is served, and
 #    every metric served is documented
-# 10. operator CA (fogplane-make-ca): the coordinator serves with
-#    --ca-cert/--ca-key; after `fogplane-make-ca --renew` (same key, new
+# 10. operator CA (fogplane-make-ca, needs openssl): the coordinator serves
+#    with --ca-cert/--ca-key; after `fogplane-make-ca --renew` (same key, new
 #    validity) and a restart, the joined agent and fogctl, which hold the old
-#    certificate, still connect
+#    certificate, still connect. Its traces go to the collector's TLS port
+#    (https://, the collector's CA in SSL_CERT_FILE): a submit span arrives,
+#    or the export fails as docs/OPERATIONS.md says (its known-bug marker)
+# 11. etcd store (needs `etcd` on PATH: Debian's etcd-server): a throwaway
+#    single-member etcd on 127.0.0.1 with the flags of compose.yaml's etcd
+#    service; coordinator.env's commented-out etcd example switched on;
+#    init-admin creates the admin in etcd (and runs again while the
+#    coordinator serves: no lock); --data-dir holds only ca.pem; an agent
+#    joins, a task succeeds, and after a restart the task is still there; the
+#    records sit under the prefix; https:// etcd endpoints are refused as the
+#    guide says (its marker)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 BIN="$(cd "$1" && pwd)"
@@ -195,7 +205,24 @@ PYG="${FOGPLANE_CHECK_PYTHON:-python3}"
 if ! "$PYG" -c 'import grpc' 2>/dev/null; then
   echo "  skip traces and the metric names: no Python with grpcio (deploy/check.sh sets FOGPLANE_CHECK_PYTHON)"
 else
-  "$PYG" deploy/check/otlp_collector.py serve "$T/otlp.port" "$T/spans.jsonl" >"$T/otlp.log" 2>&1 &
+  # With openssl, the collector also serves TLS (a throwaway CA and a
+  # certificate for localhost), for the https:// probe in step 10.
+  tls_args=()
+  if command -v openssl >/dev/null; then
+    (
+      cd "$T" &&
+        openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 1 -subj /CN=smoke-otlp-ca \
+          -addext basicConstraints=critical,CA:TRUE -addext keyUsage=critical,keyCertSign \
+          -keyout otlp-ca.key -out otlp-ca.crt &&
+        openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj /CN=localhost \
+          -keyout otlp.key -out otlp.csr &&
+        printf 'subjectAltName=DNS:localhost\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n' >otlp.ext &&
+        openssl x509 -req -in otlp.csr -CA otlp-ca.crt -CAkey otlp-ca.key -CAcreateserial -days 1 \
+          -extfile otlp.ext -out otlp.crt
+    ) >"$T/otlp-certs.log" 2>&1 || die "openssl: the OTLP collector's certificate"
+    tls_args=("$T/otlp.crt" "$T/otlp.key")
+  fi
+  "$PYG" deploy/check/otlp_collector.py serve "$T/otlp.port" "$T/spans.jsonl" "${tls_args[@]}" >"$T/otlp.log" 2>&1 &
   pids+=($!)
   OTLP_PID=$!
   wait_for 20 "the OTLP collector" test -s "$T/otlp.port"
@@ -259,48 +286,191 @@ else
     wait "$p" || status=$?
     [ "$status" = 0 ] || die "process $p exited $status after SIGTERM (traces on)"
   done
-  kill "$OTLP_PID" 2>/dev/null || true
-  wait "$OTLP_PID" 2>/dev/null || true
-  pids=()
+  # The collector stays up for the https:// probe in step 10.
+  pids=("$OTLP_PID")
 fi
 
 # 10
 if ! command -v openssl >/dev/null; then
-  echo "  skip operator CA: no openssl"
+  echo "  skip operator CA and the https:// OTLP probe: no openssl"
+else
+  CA="$T/ca"
+  DATA2="$T/data2"
+  fogplane-make-ca "$CA" 2>"$T/make-ca.log" || die "fogplane-make-ca"
+  head -n 1 "$CA/ca.key" | grep -q 'BEGIN PRIVATE KEY' || die "the CA key is not PKCS#8"
+  FOG_DATA_DIR="$DATA2" fog-coordinator-init-admin 2>>"$T/init1.log" || die "init-admin (operator CA)"
+  # Traces to the collector's TLS port (https://), trusting its CA through
+  # SSL_CERT_FILE, when step 9 started it.
+  otlp_tls=()
+  if [ -s "$T/otlp.port.tls" ]; then
+    otlp_tls=(env FOG_OTLP_ENDPOINT="https://localhost:$(cat "$T/otlp.port.tls")" SSL_CERT_FILE="$T/otlp-ca.crt"
+      OTEL_BSP_SCHEDULE_DELAY=200)
+  fi
+  start_coordinator2() {
+    "${otlp_tls[@]}" fog-coordinator --listen "127.0.0.1:$P_COORD" --data-dir "$DATA2" --ca-cert "$CA/ca.crt" --ca-key "$CA/ca.key" \
+      >>"$T/coordinator2.log" 2>&1 &
+    pids+=($!)
+    COORD_PID=$!
+    wait_for 30 "the coordinator (operator CA)" bash -c "exec 3<>/dev/tcp/127.0.0.1/$P_COORD"
+  }
+  start_coordinator2
+  cmp -s "$DATA2/ca.pem" "$CA/ca.crt" || die "<data-dir>/ca.pem is not the operator's CA certificate"
+  cp "$CA/ca.crt" "$T/ca-before-renewal.pem"
+  export FOGCTL_CONFIG_DIR="$T/fogctl2" FOG_CA_FILE="$T/ca-before-renewal.pem"
+  fogctl login --username admin --password-stdin <"$T/admin-password" >/dev/null 2>&1 || die "fogctl login (operator CA)"
+  fogctl join-token create --name smoke-2 --ttl 10m >"$T/token2" 2>/dev/null || die "join-token create (operator CA)"
+  FOG_AGENT_STATE_DIR="$T/agent2" FOG_AGENT_COORDINATOR="$COORD_URL" FOGPLANE_JOIN_TOKEN_FILE="$T/token2" \
+    fog-agent-join-once >>"$T/join1.log" 2>&1 || die "join (operator CA)"
+  fog-agent run --state-dir "$T/agent2" --log info >"$T/agent2.log" 2>&1 &
+  pids+=($!)
+  AGENT2_PID=$!
+  node2_up() { fogctl -o json nodes get smoke-2 2>/dev/null | grep -q '"NODE_STATUS_\(IDLE\|ACTIVE\|BUSY\)"'; }
+  wait_for 20 "node smoke-2" node2_up
+  ok "coordinator serves with an operator CA from fogplane-make-ca; an agent joins"
+  # https:// OTLP, as the guide says: a task's submit span reaches the
+  # collector over TLS, its certificate verified with the CA in SSL_CERT_FILE.
+  if [ "${#otlp_tls[@]}" -gt 0 ]; then
+    TRACE2=5cf92f3577b34da6a3ce929d0e0e4737
+    TRACEPARENT="00-$TRACE2-$CALLER-01" fogctl tasks submit --echo tls >/dev/null 2>&1 || die "fogctl tasks submit (https:// OTLP)"
+    https_traced() { "$PYG" deploy/check/otlp_collector.py check "$T/spans.jsonl" "$TRACE2" "$CALLER" fog.v1.TaskService/SubmitTask:fog-coordinator; }
+    for _ in $(seq 1 100); do https_traced >/dev/null && break; sleep 0.1; done
+    https_traced >/dev/null ||
+      die "https:// OTLP: no span at the collector's TLS port ($(grep -m1 -i 'opentelemetry\|UnknownIssuer' "$T/coordinator2.log"))"
+    ok "traces over https:// (OTLP collector with a private CA in SSL_CERT_FILE)"
+  fi
+  kill -TERM "$COORD_PID"
+  wait "$COORD_PID" || die "coordinator (operator CA) did not stop cleanly"
+  sleep 1
+  FOGPLANE_CA_DAYS=7300 fogplane-make-ca --renew "$CA" 2>>"$T/make-ca.log" || die "fogplane-make-ca --renew"
+  cmp -s "$CA/ca.crt" "$T/ca-before-renewal.pem" && die "--renew did not change the certificate"
+  start_coordinator2
+  wait_for 30 "the agent's second session" bash -c "[ \$(grep -c 'session open' '$T/agent2.log') -ge 2 ]"
+  wait_for 20 "node smoke-2 after the CA renewal" node2_up
+  fogctl status >/dev/null 2>&1 || die "fogctl with the old CA certificate after the renewal"
+  ok "after fogplane-make-ca --renew and a restart, the agent reconnects and fogctl verifies with the old certificate"
+  for p in "$AGENT2_PID" "$COORD_PID"; do
+    kill -TERM "$p"
+    wait "$p" || die "process $p did not stop cleanly (operator CA)"
+  done
+fi
+
+# 11
+if ! command -v etcd >/dev/null; then
+  echo "  skip the etcd store: no etcd on PATH (Debian: apt-get install etcd-server)"
   exit 0
 fi
-CA="$T/ca"
-DATA2="$T/data2"
-fogplane-make-ca "$CA" 2>"$T/make-ca.log" || die "fogplane-make-ca"
-head -n 1 "$CA/ca.key" | grep -q 'BEGIN PRIVATE KEY' || die "the CA key is not PKCS#8"
-FOG_DATA_DIR="$DATA2" fog-coordinator-init-admin 2>>"$T/init1.log" || die "init-admin (operator CA)"
-start_coordinator2() {
-  fog-coordinator --listen "127.0.0.1:$P_COORD" --data-dir "$DATA2" --ca-cert "$CA/ca.crt" --ca-key "$CA/ca.key" \
-    >>"$T/coordinator2.log" 2>&1 &
+# A throwaway single-member etcd on 127.0.0.1 with the settings Fogplane
+# needs, taken from the compose file's etcd service (so they run for real).
+mapfile -t etcd_flags < <(sed -n '/^  etcd:$/,/^  [a-z]/p' deploy/compose/compose.yaml |
+  grep -oE -- '--(max-txn-ops|max-request-bytes|auto-compaction-mode|auto-compaction-retention|quota-backend-bytes)=[^ "]+')
+printf '%s\n' "${etcd_flags[@]}" | grep -qx -- '--max-txn-ops=16384' || die "compose.yaml's etcd lacks --max-txn-ops=16384"
+printf '%s\n' "${etcd_flags[@]}" | grep -qx -- '--max-request-bytes=33554432' || die "compose.yaml's etcd lacks --max-request-bytes=33554432"
+P_ETCD=$(free_port)
+P_ETCD_PEER=$(free_port)
+ETCD_URL="http://127.0.0.1:$P_ETCD"
+etcd --name smoke --data-dir "$T/etcd" --listen-client-urls "$ETCD_URL" --advertise-client-urls "$ETCD_URL" \
+  --listen-peer-urls "http://127.0.0.1:$P_ETCD_PEER" --initial-advertise-peer-urls "http://127.0.0.1:$P_ETCD_PEER" \
+  --initial-cluster "smoke=http://127.0.0.1:$P_ETCD_PEER" "${etcd_flags[@]}" >"$T/etcd.log" 2>&1 &
+pids+=($!)
+wait_for 30 "etcd" bash -c "$(declare -f http_get); http_get $P_ETCD /health | grep -q '\"health\":\"true\"'"
+# coordinator.env with its commented-out etcd example switched on.
+PREFIX=/fogplane-smoke/
+sed -E "s|^#(FOG_STORE)=.*|\1=etcd|; s|^#(FOG_ETCD_ENDPOINTS)=.*|\1=$ETCD_URL|; s|^#(FOG_ETCD_PREFIX)=.*|\1=$PREFIX|;
+  s|^#(FOG_HA)=.*|\1=true|; s|^#(FOG_ADVERTISE_URL)=.*|\1=$COORD_URL|; s|^#(FOG_LEADER_LEASE)=|\1=|" \
+  deploy/config/coordinator.env >"$T/coordinator-etcd.env"
+grep -qx "FOG_HA=true" "$T/coordinator-etcd.env" || die "coordinator.env has no #FOG_HA= example"
+grep -qx "FOG_ADVERTISE_URL=$COORD_URL" "$T/coordinator-etcd.env" || die "coordinator.env has no #FOG_ADVERTISE_URL= example"
+grep -qx "FOG_STORE=etcd" "$T/coordinator-etcd.env" || die "coordinator.env has no #FOG_STORE= example"
+grep -qx "FOG_ETCD_ENDPOINTS=$ETCD_URL" "$T/coordinator-etcd.env" || die "coordinator.env has no #FOG_ETCD_ENDPOINTS= example"
+grep -qx "FOG_ETCD_PREFIX=$PREFIX" "$T/coordinator-etcd.env" || die "coordinator.env has no #FOG_ETCD_PREFIX= example"
+DATA3="$T/data3"
+with_etcd_env() {
+  (
+    set -a
+    # shellcheck source=/dev/null
+    . "$T/coordinator-etcd.env"
+    set +a
+    exec "$@"
+  )
+}
+with_etcd_env env FOG_DATA_DIR="$DATA3" fog-coordinator-init-admin 2>"$T/init-etcd1.log" || die "init-admin (etcd)"
+grep -q "in etcd $PREFIX" "$T/init-etcd1.log" || die "init-admin did not create the admin in etcd"
+start_coordinator3() {
+  (
+    set -a
+    # shellcheck source=/dev/null
+    . "$T/coordinator-etcd.env"
+    set +a
+    exec fog-coordinator --listen "127.0.0.1:$P_COORD" --data-dir "$DATA3" --metrics-listen "127.0.0.1:$P_METRICS"
+  ) >>"$T/coordinator3.log" 2>&1 &
   pids+=($!)
   COORD_PID=$!
-  wait_for 30 "the coordinator (operator CA)" bash -c "exec 3<>/dev/tcp/127.0.0.1/$P_COORD"
+  wait_for 30 "the coordinator (etcd)" bash -c "exec 3<>/dev/tcp/127.0.0.1/$P_COORD"
 }
-start_coordinator2
-cmp -s "$DATA2/ca.pem" "$CA/ca.crt" || die "<data-dir>/ca.pem is not the operator's CA certificate"
-cp "$CA/ca.crt" "$T/ca-before-renewal.pem"
-export FOGCTL_CONFIG_DIR="$T/fogctl2" FOG_CA_FILE="$T/ca-before-renewal.pem"
-fogctl login --username admin --password-stdin <"$T/admin-password" >/dev/null 2>&1 || die "fogctl login (operator CA)"
-fogctl join-token create --name smoke-2 --ttl 10m >"$T/token2" 2>/dev/null || die "join-token create (operator CA)"
-FOG_AGENT_STATE_DIR="$T/agent2" FOG_AGENT_COORDINATOR="$COORD_URL" FOGPLANE_JOIN_TOKEN_FILE="$T/token2" \
-  fog-agent-join-once >>"$T/join1.log" 2>&1 || die "join (operator CA)"
-fog-agent run --state-dir "$T/agent2" --log info >"$T/agent2.log" 2>&1 &
+start_coordinator3
+[ -s "$DATA3/ca.pem" ] || die "the coordinator on etcd wrote no ca.pem to its --data-dir"
+data3_files=("$DATA3"/*)
+[ "${data3_files[*]}" = "$DATA3/ca.pem" ] || die "with etcd, --data-dir holds more than ca.pem: ${data3_files[*]}"
+# No lock in etcd: init-admin runs while the coordinator does, and finds the admin.
+with_etcd_env env FOG_DATA_DIR="$DATA3" fog-coordinator-init-admin 2>"$T/init-etcd2.log" ||
+  die "init-admin (etcd) while the coordinator runs"
+grep -q 'already exists in etcd' "$T/init-etcd2.log" || die "init-admin (etcd, second run) did not find the admin"
+ok "etcd (compose.yaml's flags) + coordinator.env's etcd example: init-admin creates the admin in etcd (and, with no lock there, finds it while the coordinator runs); --data-dir holds only ca.pem"
+export FOGCTL_CONFIG_DIR="$T/fogctl3" FOG_CA_FILE="$DATA3/ca.pem"
+fogctl login --username admin --password-stdin <"$T/admin-password" >/dev/null 2>&1 || die "fogctl login (etcd)"
+fogctl join-token create --name smoke-3 --ttl 10m >"$T/token3" 2>/dev/null || die "join-token create (etcd)"
+FOG_AGENT_STATE_DIR="$T/agent3" FOG_AGENT_COORDINATOR="$COORD_URL" FOGPLANE_JOIN_TOKEN_FILE="$T/token3" \
+  fog-agent-join-once >"$T/join-etcd.log" 2>&1 || die "join (etcd)"
+fog-agent run --state-dir "$T/agent3" --log info >"$T/agent3.log" 2>&1 &
 pids+=($!)
-node2_up() { fogctl -o json nodes get smoke-2 2>/dev/null | grep -q '"NODE_STATUS_\(IDLE\|ACTIVE\|BUSY\)"'; }
-wait_for 20 "node smoke-2" node2_up
-ok "coordinator serves with an operator CA from fogplane-make-ca; an agent joins"
+AGENT3_PID=$!
+node3_up() { fogctl -o json nodes get smoke-3 2>/dev/null | grep -q '"NODE_STATUS_\(IDLE\|ACTIVE\|BUSY\)"'; }
+wait_for 20 "node smoke-3 (etcd)" node3_up
+fogctl -o json tasks submit --echo kept-in-etcd --wait >"$T/task-etcd.json" 2>"$T/task-etcd.log" || die "tasks submit --wait (etcd)"
+TASK3=$(grep -o '"t-[0-9a-f]*"' "$T/task-etcd.json" | head -n 1 | tr -d '"')
+[ -n "$TASK3" ] || die "no task id in: $(cat "$T/task-etcd.json")"
+task3_succeeded() { fogctl -o json tasks get "$TASK3" >"$T/task3-get.json" 2>&1 && grep -q '"TASK_STATE_SUCCEEDED"' "$T/task3-get.json"; }
+# (`tasks submit --wait` has returned; a first `tasks get` right after it has
+# been seen to miss the final state once on the HA leader: noted, not hidden.)
+if ! task3_succeeded; then
+  echo "  note: the first tasks get after submit --wait: $(grep -m1 -E '^  "state"|^error' "$T/task3-get.json")"
+  wait_for 10 "task $TASK3 succeeded (etcd)" task3_succeeded
+fi
+ok "on etcd: an agent joins, and task $TASK3 runs to success"
 kill -TERM "$COORD_PID"
-wait "$COORD_PID" || die "coordinator (operator CA) did not stop cleanly"
-sleep 1
-FOGPLANE_CA_DAYS=7300 fogplane-make-ca --renew "$CA" 2>>"$T/make-ca.log" || die "fogplane-make-ca --renew"
-cmp -s "$CA/ca.crt" "$T/ca-before-renewal.pem" && die "--renew did not change the certificate"
-start_coordinator2
-wait_for 30 "the agent's second session" bash -c "[ \$(grep -c 'session open' '$T/agent2.log') -ge 2 ]"
-wait_for 20 "node smoke-2 after the CA renewal" node2_up
-fogctl status >/dev/null 2>&1 || die "fogctl with the old CA certificate after the renewal"
-ok "after fogplane-make-ca --renew and a restart, the agent reconnects and fogctl verifies with the old certificate"
+wait "$COORD_PID" || die "the coordinator (etcd) did not stop cleanly"
+start_coordinator3
+task3_succeeded || die "after a restart on etcd, task $TASK3 is gone or changed: $(fogctl -o json tasks get "$TASK3" 2>&1)"
+wait_for 30 "node smoke-3 after the restart (etcd)" node3_up
+# The records are in etcd under the prefix (etcd's JSON gateway: a count of the keys).
+keys=$(python3 - "$P_ETCD" "$PREFIX" <<'PYEOF'
+import base64, json, sys, urllib.request
+port, prefix = sys.argv[1], sys.argv[2].encode()
+end = prefix[:-1] + bytes([prefix[-1] + 1])
+body = json.dumps({"key": base64.b64encode(prefix).decode(), "range_end": base64.b64encode(end).decode(),
+                   "count_only": True}).encode()
+with urllib.request.urlopen(f"http://127.0.0.1:{port}/v3/kv/range", body, timeout=5) as r:
+    print(json.load(r).get("count", 0))
+PYEOF
+) || die "etcd's /v3/kv/range"
+[ "${keys:-0}" -gt 0 ] || die "no keys under $PREFIX in etcd"
+grep -q 'won the election' "$T/coordinator3.log" || die "the coordinator (FOG_HA=true) did not log its election"
+ok "with coordinator.env's HA lines on (FOG_HA, FOG_ADVERTISE_URL, FOG_LEADER_LEASE) the coordinator leads; SIGTERM resigns (exit 0)"
+ok "after a restart the coordinator on etcd still has task $TASK3 and node smoke-3 reconnects; $keys keys under $PREFIX"
+# https:// etcd endpoints: refused at start as a configuration error (exit
+# 64, no TLS to etcd yet); the guide and the chart say so, marked below. If
+# that changes, they must too.
+marker='<!-- limit: etcd-no-tls -->'
+status=0
+fog-coordinator --store etcd --etcd-endpoints "https://127.0.0.1:$P_ETCD" --data-dir "$T/data-https" \
+  --listen "127.0.0.1:$P_COORD" >"$T/etcd-https.log" 2>&1 || status=$?
+if [ "$status" = 64 ] && grep -q 'expected http://host:port (TLS to etcd is not supported yet' "$T/etcd-https.log"; then
+  grep -qF "$marker" docs/OPERATIONS.md || die "https:// etcd endpoints are refused, and docs/OPERATIONS.md does not say so ($marker)"
+  echo "  known limit  https:// etcd endpoints are refused at start (exit 64, no TLS to etcd yet), as docs/OPERATIONS.md and the chart say"
+else
+  die "https:// etcd endpoints are no longer refused as before (exit $status: $(tail -n 1 "$T/etcd-https.log")): update docs/OPERATIONS.md ($marker), the chart's store.etcd.endpoints check and coordinator.env"
+fi
+for p in "$AGENT3_PID" "$COORD_PID"; do
+  kill -TERM "$p"
+  wait "$p" || die "process $p did not stop cleanly (etcd)"
+done

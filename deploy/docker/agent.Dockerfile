@@ -27,9 +27,10 @@ RUN --mount=type=cache,target=/usr/local/cargo/registry,sharing=locked \
 FROM ${RUNTIME_IMAGE}
 # tini as PID 1 reaps what exec tasks leave behind (a daemonising grandchild
 # is re-parented to PID 1); /bin/sh is needed too: exec tasks with a memory
-# reservation run as `/bin/sh -c 'ulimit -v …; exec …'`.
+# reservation run as `/bin/sh -c 'ulimit -v …; exec …'`. ca-certificates: the
+# system's root certificates, which verify an https:// OTLP collector.
 RUN apt-get update \
- && apt-get install -y --no-install-recommends tini \
+ && apt-get install -y --no-install-recommends tini ca-certificates \
  && rm -rf /var/lib/apt/lists/* \
  && groupadd --system --gid 10001 fog \
  && useradd --system --uid 10001 --gid 10001 --home-dir /nonexistent --no-create-home --shell /usr/sbin/nologin fog \

@@ -23,11 +23,15 @@ RUN --mount=type=cache,target=/usr/local/cargo/registry,sharing=locked \
  && install -D -m 0755 -t /out target/release/fog-coordinator target/release/fogctl
 
 FROM ${RUNTIME_IMAGE}
-# One unprivileged user (uid/gid 10001), its store directory and the two
-# directories the compose file's bootstrap job writes (the public CA
-# certificate; join tokens). A fresh named volume mounted on one of them takes
-# its ownership and mode.
-RUN groupadd --system --gid 10001 fog \
+# ca-certificates: the system's root certificates, which verify an https://
+# OTLP collector (--otlp-endpoint). One unprivileged user (uid/gid 10001), its
+# store directory and the two directories the compose file's bootstrap job
+# writes (the public CA certificate; join tokens). A fresh named volume
+# mounted on one of them takes its ownership and mode.
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends ca-certificates \
+ && rm -rf /var/lib/apt/lists/* \
+ && groupadd --system --gid 10001 fog \
  && useradd --system --uid 10001 --gid 10001 --home-dir /nonexistent --no-create-home --shell /usr/sbin/nologin fog \
  && install -d -o 10001 -g 10001 -m 0700 /var/lib/fogplane /var/lib/fogplane-join-tokens \
  && install -d -o 10001 -g 10001 -m 0755 /var/lib/fogplane-pki

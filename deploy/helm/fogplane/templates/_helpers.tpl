@@ -63,6 +63,21 @@ app.kubernetes.io/component: {{ index . 1 }}
 {{- concat $sans .Values.coordinator.extraTlsSans | uniq | join "," -}}
 {{- end -}}
 
+{{/* With store.backend=etcd every replica runs with --ha and advertises its
+stable pod name under the headless service (port 7443: the pod's own). The
+agents' address list: every replica, comma-separated. */}}
+{{- define "fogplane.coordinator.podHost" -}}
+{{- printf "%s.%s.svc" (include "fogplane.coordinator.headless" .) .Release.Namespace -}}
+{{- end -}}
+
+{{- define "fogplane.coordinator.replicaUrls" -}}
+{{- $urls := list -}}
+{{- range $i := until (int .Values.coordinator.replicas) -}}
+{{- $urls = append $urls (printf "https://%s-%d.%s:7443" (include "fogplane.coordinator.fullname" $) $i (include "fogplane.coordinator.podHost" $)) -}}
+{{- end -}}
+{{- join "," $urls -}}
+{{- end -}}
+
 {{/* Secrets. */}}
 {{- define "fogplane.caSecret" -}}
 {{- if .Values.coordinator.ca.existingSecret -}}
@@ -80,10 +95,55 @@ app.kubernetes.io/component: {{ index . 1 }}
 {{- default (printf "%s-join-tokens" (include "fogplane.fullname" .)) .Values.agent.joinTokens.existingSecret -}}
 {{- end -}}
 
+{{/* The store: FOG_STORE and, with etcd, FOG_ETCD_ENDPOINTS and FOG_ETCD_PREFIX
+(read by the coordinator and by `fog-coordinator admin create`). */}}
+{{- define "fogplane.etcdEndpoints" -}}
+{{- $e := .Values.store.etcd.endpoints -}}
+{{- if kindIs "string" $e -}}{{ $e }}{{- else -}}{{ join "," $e }}{{- end -}}
+{{- end -}}
+
+{{- define "fogplane.storeEnv" -}}
+- name: FOG_STORE
+  value: {{ .Values.store.backend | quote }}
+{{- if eq .Values.store.backend "etcd" }}
+- name: FOG_ETCD_ENDPOINTS
+  value: {{ include "fogplane.etcdEndpoints" . | quote }}
+- name: FOG_ETCD_PREFIX
+  value: {{ .Values.store.etcd.prefix | quote }}
+{{- end }}
+{{- end -}}
+
 {{/* Refuse combinations that cannot work, with the reason. */}}
 {{- define "fogplane.validate" -}}
-{{- if ne (int .Values.coordinator.replicas) 1 -}}
-{{- fail "coordinator.replicas must be 1: one coordinator owns the embedded store (HA on etcd is not built yet)" -}}
+{{- if not (has .Values.store.backend (list "redb" "etcd")) -}}
+{{- fail (printf "store.backend must be redb or etcd, not %q" .Values.store.backend) -}}
+{{- end -}}
+{{- $replicas := int .Values.coordinator.replicas -}}
+{{- if lt $replicas 1 -}}
+{{- fail "coordinator.replicas must be at least 1" -}}
+{{- end -}}
+{{- if and (ne $replicas 1) (ne .Values.store.backend "etcd") -}}
+{{- fail "coordinator.replicas must be 1 with store.backend=redb (one coordinator per store: the store file is locked); several replicas with leader election need store.backend=etcd" -}}
+{{- end -}}
+{{- if and (gt $replicas 1) (not (include "fogplane.caSecret" .)) -}}
+{{- fail "coordinator.replicas > 1 needs the cluster CA Secret (coordinator.ca.existingSecret, or coordinator.ca.cert and coordinator.ca.key): a standby serves TLS only once it knows the CA (docs/OPERATIONS.md, \"High availability\")" -}}
+{{- end -}}
+{{- if eq .Values.store.backend "etcd" -}}
+{{- $endpoints := splitList "," (include "fogplane.etcdEndpoints" .) | compact -}}
+{{- if not $endpoints -}}
+{{- fail "store.backend=etcd needs store.etcd.endpoints (etcd client URLs, e.g. http://etcd-0.etcd.db.svc:2379)" -}}
+{{- end -}}
+{{- range $endpoints -}}
+{{- if hasPrefix "https://" . -}}
+{{- fail (printf "store.etcd.endpoints: %s: this build of fog-coordinator has no TLS for etcd (it refuses https:// at start); use http:// on a network only the coordinator reaches" .) -}}
+{{- else if not (hasPrefix "http://" .) -}}
+{{- fail (printf "store.etcd.endpoints: %s: expected http://host:port" .) -}}
+{{- end -}}
+{{- end -}}
+{{- $prefix := .Values.store.etcd.prefix | toString -}}
+{{- if or (lt (len $prefix) 2) (not (hasPrefix "/" $prefix)) (not (hasSuffix "/" $prefix)) -}}
+{{- fail (printf "store.etcd.prefix %q must start and end with / (e.g. /fogplane/)" $prefix) -}}
+{{- end -}}
 {{- end -}}
 {{- if and .Values.coordinator.ca.cert (not .Values.coordinator.ca.key) -}}
 {{- fail "coordinator.ca.cert needs coordinator.ca.key (an unencrypted PKCS#8 PEM)" -}}
@@ -91,8 +151,10 @@ app.kubernetes.io/component: {{ index . 1 }}
 {{- if and .Values.gateway.enabled (not (include "fogplane.caSecret" .)) -}}
 {{- fail "the gateway verifies the coordinator with the cluster CA: set coordinator.ca.existingSecret (a kubernetes.io/tls Secret) or coordinator.ca.cert and coordinator.ca.key, or gateway.enabled=false (docs/OPERATIONS.md, \"Kubernetes\")" -}}
 {{- end -}}
-{{- if and .Values.tracing.otlpEndpoint (not (hasPrefix "http://" .Values.tracing.otlpEndpoint)) -}}
-{{- fail "tracing.otlpEndpoint must be an http:// URL (OTLP/gRPC without TLS, e.g. http://otel-collector.observability.svc:4317): fog-coordinator and fog-agent refuse https:// and exit" -}}
+{{- with .Values.tracing.otlpEndpoint -}}
+{{- if not (or (hasPrefix "http://" .) (hasPrefix "https://" .)) -}}
+{{- fail (printf "tracing.otlpEndpoint %q must be an http:// or https:// URL (OTLP/gRPC, e.g. http://otel-collector.observability.svc:4317)" .) -}}
+{{- end -}}
 {{- end -}}
 {{- if and .Values.metrics.serviceMonitor.enabled (not .Values.metrics.enabled) -}}
 {{- fail "metrics.serviceMonitor.enabled needs metrics.enabled" -}}
