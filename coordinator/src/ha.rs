@@ -195,7 +195,7 @@ pub async fn run(cfg: Config, signal: impl std::future::Future<Output = ()>) -> 
     tokio::pin!(signal);
     // Standby until elected.
     let stop_standby = CancellationToken::new();
-    let standby_task = {
+    let mut standby_task = {
         let (cfg, store, prefix, stop) = (cfg.clone(), store.clone(), prefix.clone(), stop_standby.clone());
         tokio::spawn(async move {
             if let Err(e) = standby(&cfg, &store, &prefix, stop).await {
@@ -218,13 +218,17 @@ pub async fn run(cfg: Config, signal: impl std::future::Future<Output = ()>) -> 
     let leadership = tokio::select! {
         won = campaign_until_won => won,
         _ = &mut signal => {
-            stop_standby.cancel();
-            let _ = standby_task.await;
+            standby_task.abort();
             return 0;
         }
     };
+    // Open connections (a client's idle channel) must not hold the port: a
+    // second to drain, then the standby is cut off.
     stop_standby.cancel();
-    let _ = standby_task.await;
+    if tokio::time::timeout(Duration::from_secs(1), &mut standby_task).await.is_err() {
+        standby_task.abort();
+        let _ = standby_task.await;
+    }
     let fenced: Arc<dyn crate::store::Store> = Arc::new(store.fenced(leadership.fence.clone()));
     let running = match crate::server::start_on(cfg, fenced, std::time::Instant::now()).await {
         Ok(r) => r,
