@@ -71,10 +71,22 @@ pub async fn campaign(store: &EtcdStore, prefix: &str, me: &str, ttl: Duration) 
     // The lease must stay alive while the campaign waits, too.
     let keepalive = tokio::spawn(keep_alive(client.clone(), lease, ttl, lost.clone()));
     let won = tokio::select! {
-        r = client.campaign(election(prefix), me, lease) => r?,
-        _ = lost.cancelled() => anyhow::bail!("the election lease was lost while campaigning"),
+        r = client.campaign(election(prefix), me, lease) => r.map_err(anyhow::Error::from),
+        _ = lost.cancelled() => Err(anyhow::anyhow!("the election lease was lost while campaigning")),
     };
-    let leader = won.leader().cloned().ok_or_else(|| anyhow::anyhow!("campaign answered without a leader key"))?;
+    let leader =
+        won.and_then(|w| w.leader().cloned().ok_or_else(|| anyhow::anyhow!("campaign answered without a leader key")));
+    let leader = match leader {
+        Ok(l) => l,
+        Err(e) => {
+            // A failed campaign may have left its candidate key: revoking the
+            // lease deletes it, so that no orphan kept alive by a forgotten
+            // keepalive can ever "win" the election.
+            keepalive.abort();
+            let _ = client.lease_revoke(lease).await;
+            return Err(e);
+        }
+    };
     let fence = Fence { key: leader.key().to_vec(), create_revision: leader.rev() };
     info!(leader = me, revision = leader.rev(), "won the election: this replica leads");
     Ok(Leadership { fence, lost, client, leader, lease, keepalive })
