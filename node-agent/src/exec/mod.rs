@@ -96,7 +96,13 @@ impl Executor {
                 }
                 let memory_kib = spec.resources.as_ref().map(|r| r.memory_mb.saturating_mul(1024)).unwrap_or(0);
                 let dir = self.work_root.join(format!("{}-{attempt}", hex::encode(task_id)));
-                let run = process::ProcessRun { exec: x, memory_kib, default_dir: &dir, kill_grace: self.kill_grace };
+                let run = process::ProcessRun {
+                    exec: x,
+                    memory_kib,
+                    default_dir: &dir,
+                    kill_grace: self.kill_grace,
+                    attempt: (task_id, attempt),
+                };
                 run.run(deadline, cancel, started).await
             }
         }

@@ -46,6 +46,10 @@ pub struct ProcessRun<'a> {
     pub default_dir: &'a Path,
     /// Between SIGTERM and SIGKILL.
     pub kill_grace: Duration,
+    /// The task and attempt, given to the process as `FOG_TASK_ID` and
+    /// `FOG_ATTEMPT` (so work can name its outputs; the attempt number is the
+    /// attempt's fencing token).
+    pub attempt: (&'a str, u64),
 }
 
 enum Stopped {
@@ -68,6 +72,8 @@ impl ProcessRun<'_> {
             .env_clear()
             .env("PATH", TASK_PATH)
             .envs(&x.env)
+            .env("FOG_TASK_ID", self.attempt.0)
+            .env("FOG_ATTEMPT", self.attempt.1.to_string())
             .current_dir(dir)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -223,7 +229,13 @@ mod tests {
     async fn run(x: &ExecTask, memory_kib: u64, within: Duration, cancel: CancellationToken) -> Execution {
         let dir = tempfile::tempdir().unwrap();
         let work = dir.path().join("w");
-        let p = ProcessRun { exec: x, memory_kib, default_dir: &work, kill_grace: Duration::from_millis(500) };
+        let p = ProcessRun {
+            exec: x,
+            memory_kib,
+            default_dir: &work,
+            kill_grace: Duration::from_millis(500),
+            attempt: ("t-1", 3),
+        };
         let e = p.run(Instant::now() + within, cancel, |_| {}).await;
         assert!(!work.exists(), "the attempt's own directory is removed");
         e
@@ -231,12 +243,15 @@ mod tests {
 
     #[tokio::test]
     async fn exit_code_output_env_and_args() {
-        let mut x = task("/bin/sh", &["-c", "echo \"$1 $FOO\"; echo err >&2; exit 3", "sh", "it's $HOME"]);
+        let script = "echo \"$1 $FOO $FOG_TASK_ID/$FOG_ATTEMPT\"; echo err >&2; exit 3";
+        let mut x = task("/bin/sh", &["-c", script, "sh", "it's $HOME"]);
         x.env.insert("FOO".into(), "bar".into());
+        // The attempt's identity wins over a task's own setting.
+        x.env.insert("FOG_ATTEMPT".into(), "99".into());
         let e = run(&x, 0, Duration::from_secs(10), CancellationToken::new()).await;
         assert_eq!(e.outcome, AttemptOutcome::Failed);
         assert_eq!(e.exit_code, 3);
-        assert_eq!(e.stdout, b"it's $HOME bar\n");
+        assert_eq!(e.stdout, b"it's $HOME bar t-1/3\n");
         assert_eq!(e.stderr, b"err\n");
         assert!(e.error.contains("code 3"), "{}", e.error);
     }
