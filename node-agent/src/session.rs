@@ -144,6 +144,9 @@ fn jittered(d: Duration) -> Duration {
 
 /// If a renewal gets no answer, ask again after this long.
 const RENEW_RETRY: Duration = Duration::from_secs(60);
+/// Below this much free space in the state directory the agent takes no new
+/// work: an attempt's record and its result (up to 128 KiB of output) must fit.
+const MIN_FREE_BYTES: u64 = 1 << 20;
 
 /// The node's certificate and its rotation.
 struct Rotation {
@@ -178,6 +181,11 @@ pub struct Agent {
     events_tx: mpsc::Sender<Event>,
     events: mpsc::Receiver<Event>,
     draining: bool,
+    /// Why the state directory cannot be written now (None: it can). While
+    /// set, heartbeats say so and new attempts are refused.
+    unwritable: Option<String>,
+    /// The last heartbeat's sequence number in this session.
+    sequence: u64,
     heartbeat_every: Duration,
     shutdown: CancellationToken,
     next_addr: usize,
@@ -215,6 +223,8 @@ impl Agent {
             events_tx,
             events,
             draining: false,
+            unwritable: None,
+            sequence: 0,
             heartbeat_every,
             shutdown,
             next_addr: 0,
@@ -368,6 +378,7 @@ impl Agent {
         if let Err(e) = self.state.record_result(&result) {
             // Still sent from memory; only a crash before the ack would lose it.
             warn!(task.id = %key.0, error = %e, "could not persist a result");
+            self.state_write_failed(&e);
         }
         self.unacked.insert(key.clone(), result.clone());
         result
@@ -393,10 +404,19 @@ impl Agent {
         }
     }
 
+    /// Sends the next heartbeat.
+    async fn beat(&mut self, out: &Outbox) -> Result<(), SessionEnd> {
+        self.sequence += 1;
+        let hb = self.heartbeat(self.sequence);
+        out.send(Up::Heartbeat(hb)).await
+    }
+
     fn heartbeat(&mut self, sequence: u64) -> Heartbeat {
+        self.check_state_dir();
         let mut hb = Heartbeat { sequence, ..Default::default() };
         self.sampler.sample().fill(&mut hb);
         hb.running = self.live_attempts().collect();
+        hb.state_unwritable = self.unwritable.is_some();
         hb
     }
 
@@ -433,7 +453,7 @@ impl Agent {
         };
 
         let mut welcomed = false;
-        let mut sequence = 0u64;
+        self.sequence = 0;
         let heartbeat = sleep_until(welcome_deadline);
         tokio::pin!(heartbeat);
         let renew = sleep_until(self.renew_due());
@@ -477,9 +497,7 @@ impl Agent {
                         break "no welcome in time".into();
                     }
                     heartbeat.as_mut().reset(Instant::now() + jittered(self.heartbeat_every));
-                    sequence += 1;
-                    let hb = self.heartbeat(sequence);
-                    if let Err(end) = out.send(Up::Heartbeat(hb)).await {
+                    if let Err(end) = self.beat(&out).await {
                         return end;
                     }
                 }
@@ -565,6 +583,33 @@ impl Agent {
         Ok(())
     }
 
+    /// A write to the state directory failed: no new work until one succeeds.
+    fn state_write_failed(&mut self, e: &std::io::Error) {
+        if self.unwritable.is_none() {
+            error!(error = %e, "cannot write the state directory; refusing new work until it can");
+        }
+        self.unwritable = Some(e.to_string());
+    }
+
+    /// Before each heartbeat: too little free space marks the state directory
+    /// unwritable before a write fails; once marked, a synced probe write
+    /// that succeeds (with enough space free) clears it.
+    fn check_state_dir(&mut self) {
+        match self.state.free_bytes() {
+            Ok(free) if free < MIN_FREE_BYTES => {
+                if self.unwritable.is_none() {
+                    error!(free_bytes = free, "state directory nearly full; refusing new work until space is freed");
+                }
+                self.unwritable = Some(format!("only {free} bytes free (at least {MIN_FREE_BYTES} needed)"));
+            }
+            _ if self.unwritable.is_some() && self.state.probe().is_ok() => {
+                info!("state directory writable again; taking new work");
+                self.unwritable = None;
+            }
+            _ => {}
+        }
+    }
+
     fn set_interval(&mut self, ms: u32) {
         self.heartbeat_every =
             if ms == 0 { self.settings.default_heartbeat } else { Duration::from_millis(u64::from(ms)) };
@@ -583,8 +628,24 @@ impl Agent {
             let result = self.keep_result(&key, &exec, String::new());
             return out.send(Up::TaskResult(result)).await;
         }
-        if let Err(e) = self.state.record_assigned(&key, &a) {
-            let exec = Execution::ended(AttemptOutcome::Failed, format!("agent could not persist the attempt: {e}"));
+        // An attempt that cannot be recorded could not be recovered after a
+        // crash (its process could outlive the agent unseen): refused.
+        let why = match &self.unwritable {
+            Some(why) => Some(why.clone()),
+            None => match self.state.record_assigned(&key, &a) {
+                Ok(()) => None,
+                Err(e) => {
+                    self.state_write_failed(&e);
+                    // The coordinator learns first, so the task it re-queues
+                    // on the refusal goes elsewhere.
+                    self.beat(out).await?;
+                    Some(e.to_string())
+                }
+            },
+        };
+        if let Some(why) = why {
+            let exec =
+                Execution::ended(AttemptOutcome::Refused, format!("agent cannot write its state directory: {why}"));
             let result = self.keep_result(&key, &exec, String::new());
             return out.send(Up::TaskResult(result)).await;
         }

@@ -149,11 +149,39 @@ impl LocalState {
     fn write(&self, key: &AttemptKey, ext: &str, bytes: &[u8]) -> io::Result<()> {
         let path = self.path(key, ext);
         let tmp = self.dir.join(format!(".tmp-{}", path.file_name().and_then(|n| n.to_str()).unwrap_or_default()));
-        let mut f = OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(&tmp)?;
-        f.write_all(bytes)?;
-        f.sync_all()?;
-        fs::rename(&tmp, &path)?;
+        Self::write_synced(&tmp, bytes)?;
+        fs::rename(&tmp, &path).inspect_err(|_| {
+            let _ = fs::remove_file(&tmp);
+        })?;
         sync_dir(&self.dir)
+    }
+
+    /// Writes and syncs a new file; on failure (a full disk, say) removes
+    /// what was written, so a failed write leaves nothing behind.
+    fn write_synced(path: &Path, bytes: &[u8]) -> io::Result<()> {
+        let write = || -> io::Result<()> {
+            let mut f = OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(path)?;
+            f.write_all(bytes)?;
+            f.sync_all()
+        };
+        write().inspect_err(|_| {
+            let _ = fs::remove_file(path);
+        })
+    }
+
+    /// Whether the state directory takes a synced write now: writes, syncs
+    /// and removes a small file (named like a temporary, so a crash midway
+    /// leaves nothing that counts).
+    pub fn probe(&self) -> io::Result<()> {
+        let path = self.dir.join(".tmp-probe");
+        Self::write_synced(&path, &[0; 4096])?;
+        fs::remove_file(&path)
+    }
+
+    /// Bytes free for unprivileged writers on the state directory's file system.
+    pub fn free_bytes(&self) -> io::Result<u64> {
+        let v = nix::sys::statvfs::statvfs(&self.dir).map_err(io::Error::from)?;
+        Ok(v.blocks_available().saturating_mul(v.fragment_size()))
     }
 
     fn remove(&self, key: &AttemptKey, ext: &str) -> io::Result<bool> {

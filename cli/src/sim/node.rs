@@ -381,6 +381,8 @@ impl Node {
             power_mode: PowerMode::Performance as i32,
             running: self.running.keys().map(attempt_ref).collect(),
             region_rtt_ms: Default::default(),
+            // A simulated node keeps no state on disk.
+            state_unwritable: false,
         }
     }
 

@@ -109,6 +109,7 @@ fn idle_node(i: usize, rng: &mut Rng, names: &Names) -> NodeEntry {
         temperature_c: Some(35.0 + rng.unit() * 5.0),
         power_mode: fog_core::domain::PowerMode::Performance,
         region_rtt_ms,
+        state_unwritable: false,
     };
     e.set_liveness(Liveness::Healthy, false, NOW - 3_000_000);
     e.session_rtt_ms = 5.0 + rng.unit() * 60.0;

@@ -200,6 +200,11 @@ impl Engine {
                 }
             }
             SessionEventKind::Result(task, attempt, outcome, traceparent) => {
+                // A session's messages apply in the order it sent them: a
+                // heartbeat still waiting in the inbox (one that says the node
+                // takes no new work, say) goes first, or the re-queue that a
+                // refusal causes could place the task on the node again.
+                self.drain_heartbeats(now);
                 self.result(&ev.node, task, attempt, outcome, &traceparent, now)
             }
             SessionEventKind::Pong(nonce) => {
@@ -355,5 +360,6 @@ pub fn heartbeat_state(h: &pb::Heartbeat, names: &mut RegionNames) -> HeartbeatS
         temperature_c: (h.temperature_celsius > -273.0).then_some(h.temperature_celsius),
         power_mode: convert::power_mode(h.power_mode),
         region_rtt_ms: rtts,
+        state_unwritable: h.state_unwritable,
     }
 }

@@ -1734,6 +1734,10 @@ pub struct Node {
     /// is presented (and shown here) from the next connection.
     #[prost(message, optional, tag = "30")]
     pub certificate_expires_at: ::core::option::Option<::prost_types::Timestamp>,
+    /// The agent reports that it cannot write its state directory (disk full or
+    /// read-only), so it gets no new work until it can.
+    #[prost(bool, tag = "31")]
+    pub state_unwritable: bool,
 }
 /// Request of ListNodes.
 #[derive(Clone, PartialEq, ::prost::Message)]
@@ -4292,6 +4296,10 @@ pub struct Heartbeat {
     /// at most 64 entries).
     #[prost(map = "string, double", tag = "10")]
     pub region_rtt_ms: ::std::collections::HashMap<::prost::alloc::string::String, f64>,
+    /// The agent cannot write its state directory (disk full, or the file
+    /// system went read-only): it takes no new work until a write succeeds again.
+    #[prost(bool, tag = "11")]
+    pub state_unwritable: bool,
 }
 /// Progress of an attempt.
 #[derive(Clone, PartialEq, ::prost::Message)]

@@ -135,15 +135,15 @@ impl NodeTable {
     }
 
     /// Applies a heartbeat: the node's live state and time. Returns None for
-    /// an unknown node, else whether the node's power mode changed whether it
-    /// accepts work, and the time of its previous heartbeat (0: none). The
+    /// an unknown node, else whether the node's power mode or state directory
+    /// changed whether it accepts work, and the time of its previous heartbeat (0: none). The
     /// common heartbeat (same whole-percent load, same RTTs, same power mode)
     /// touches no index: it is the hot path of a large fleet.
     pub fn heartbeat(&mut self, id: &str, state: HeartbeatState, now: Millis) -> Option<(bool, Millis)> {
         let slot = self.slot_of(id)?;
         let e = self.slots[slot as usize].as_mut().expect("slot from by_id is occupied");
         let previous = e.last_heartbeat;
-        let accepts_changed = e.live.power_mode.accepts_work() != state.power_mode.accepts_work();
+        let accepts_changed = e.live.accepts_work() != state.accepts_work();
         let same_keys = !accepts_changed
             && e.live.region_rtt_ms == state.region_rtt_ms
             && e.load_with(state.cpu_usage, state.memory_usage).total_cmp(&e.load()).is_eq();

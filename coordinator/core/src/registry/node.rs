@@ -85,6 +85,16 @@ pub struct HeartbeatState {
     pub power_mode: PowerMode,
     /// Measured RTTs to regions (ms), sorted by region.
     pub region_rtt_ms: Vec<(Arc<str>, f32)>,
+    /// The agent cannot write its state directory (disk full, read-only).
+    pub state_unwritable: bool,
+}
+
+impl HeartbeatState {
+    /// Whether the node, as it reports itself, takes new work: a power mode
+    /// that allows it, and a state directory it can write.
+    pub fn accepts_work(&self) -> bool {
+        self.power_mode.accepts_work() && !self.state_unwritable
+    }
 }
 
 /// One node.
@@ -238,13 +248,14 @@ impl NodeEntry {
     }
 
     /// Healthy, not cordoned, draining or in maintenance, and in a power mode
-    /// that accepts work. (Flapping is handled by the scheduler's second pass.)
+    /// that accepts work with a writable state directory. (Flapping is
+    /// handled by the scheduler's second pass.)
     pub fn schedulable(&self) -> bool {
         self.liveness == Liveness::Healthy
             && !self.cordoned
             && !self.draining
             && !self.maintenance
-            && self.live.power_mode.accepts_work()
+            && self.live.accepts_work()
     }
 
     /// The operator-visible status.

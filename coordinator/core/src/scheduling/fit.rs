@@ -64,6 +64,9 @@ fn scan(n: &NodeEntry, needs: &TaskNeeds, r: &mut impl Reasons) -> bool {
     if !n.live.power_mode.accepts_work() {
         reject!("power", "power: node is in {:?} mode and takes no new work", n.live.power_mode);
     }
+    if n.live.state_unwritable {
+        reject!("storage", "storage: the agent cannot write its state directory (disk full or read-only)");
+    }
     let (free, want) = (n.free(), &needs.resources);
     if free.cpu_millis < want.cpu_millis {
         reject!("cpu", "cpu: needs {}m, free {}m", want.cpu_millis, free.cpu_millis);
@@ -176,6 +179,7 @@ mod tests {
         n.liveness = Liveness::Offline;
         n.cordoned = true;
         n.live.power_mode = PowerMode::PowerSave;
+        n.live.state_unwritable = true;
         n.allocated = Resources { cpu_millis: 3500, ..Resources::ZERO };
         let needs = TaskNeeds {
             resources: Resources { cpu_millis: 2000, gpus: 1, ..Resources::ZERO },
@@ -183,11 +187,12 @@ mod tests {
             privacy: PrivacyLevel::Private,
             ..Default::default()
         };
-        assert_eq!(kinds(&n, &needs), ["offline", "cordoned", "power", "cpu", "gpu", "labels", "privacy"]);
+        assert_eq!(kinds(&n, &needs), ["offline", "cordoned", "power", "storage", "cpu", "gpu", "labels", "privacy"]);
         let reasons = check_fit(&n, &needs).unwrap_err();
-        assert_eq!(reasons[3].1, "cpu: needs 2000m, free 500m");
-        assert_eq!(reasons[5].1, "labels: missing zone=a");
-        assert_eq!(reasons[6].1, "privacy: task is PRIVATE, node may host at most PUBLIC");
+        assert_eq!(reasons[3].1, "storage: the agent cannot write its state directory (disk full or read-only)");
+        assert_eq!(reasons[4].1, "cpu: needs 2000m, free 500m");
+        assert_eq!(reasons[6].1, "labels: missing zone=a");
+        assert_eq!(reasons[7].1, "privacy: task is PRIVATE, node may host at most PUBLIC");
     }
 
     #[test]
