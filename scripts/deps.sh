@@ -10,6 +10,8 @@ need_apt=()
 command -v protoc >/dev/null 2>&1 || need_apt+=(protobuf-compiler)
 command -v etcd >/dev/null 2>&1 || need_apt+=(etcd-server)
 command -v prometheus >/dev/null 2>&1 || need_apt+=(prometheus)
+# chattr: the fault suite makes a store directory immutable (read-only even to root).
+command -v chattr >/dev/null 2>&1 || need_apt+=(e2fsprogs)
 if [ "${#need_apt[@]}" -gt 0 ]; then
   echo "==> installing ${need_apt[*]} (apt)"
   SUDO=""

@@ -3,11 +3,13 @@
 //! attach simulated nodes, and wait on conditions with deadlines — never a
 //! bare sleep standing in for a condition.
 
+pub mod disk;
 pub mod etcd;
 pub mod identity;
 pub mod process;
 pub mod prometheus;
 pub mod raw;
+pub mod topology;
 
 use fog_coordinator::auth::Role;
 use fog_coordinator::config::Config;
@@ -269,8 +271,13 @@ impl Coord {
 
     /// Submits a spec and returns the stored task.
     pub async fn submit(&self, spec: pb::TaskSpec) -> pb::Task {
+        self.submit_with_request_id(spec, "").await
+    }
+
+    /// Submits a task with an idempotency key (a retry gets the same task).
+    pub async fn submit_with_request_id(&self, spec: pb::TaskSpec, request_id: &str) -> pb::Task {
         self.tasks()
-            .submit_task(pb::SubmitTaskRequest { spec: Some(spec), request_id: String::new() })
+            .submit_task(pb::SubmitTaskRequest { spec: Some(spec), request_id: request_id.into() })
             .await
             .expect("submit accepted")
             .into_inner()

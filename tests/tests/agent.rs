@@ -5,60 +5,13 @@
 //! Needs `cargo build --workspace --bins` first (the binaries are looked up
 //! next to the test executable).
 
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::Path;
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use fog_agent::state::LocalState;
-use fog_e2e::process::{CoordinatorProcess, binary};
+use fog_e2e::process::{AgentProcess, CoordinatorProcess, binary};
 use fog_e2e::*;
 use fog_proto::v1 as pb;
-
-/// Commands the test agents allow (`/bin/sh` only so tests can shape output;
-/// a real policy would not list a shell).
-const ALLOWED: &str = "/bin/echo,/bin/false,/bin/sleep,/bin/sh";
-
-/// A `fog-agent run` child process; SIGKILLed when dropped.
-struct AgentProcess {
-    child: Child,
-    state_dir: PathBuf,
-}
-
-impl AgentProcess {
-    fn start(url: &str, node_id: &str, state_dir: &Path, sys_root: &Path, extra: &[&str]) -> AgentProcess {
-        let child = Command::new(binary("fog-agent"))
-            .args(["run", "--insecure", "--coordinator", url, "--node-id", node_id])
-            .arg("--state-dir")
-            .arg(state_dir)
-            .arg("--sysfs-root")
-            .arg(sys_root)
-            .args(["--reconnect-min", "50ms", "--reconnect-max", "500ms", "--kill-grace", "500ms"])
-            .args(["--allow-command", ALLOWED])
-            .args(extra)
-            .env("FOG_AGENT_LOG", std::env::var("FOG_TEST_LOG").unwrap_or_else(|_| "warn".into()))
-            .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("spawn fog-agent");
-        AgentProcess { child, state_dir: state_dir.to_path_buf() }
-    }
-
-    fn kill(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-
-    /// Results the agent holds on disk, waiting for an ack.
-    fn pending(&self) -> Vec<(String, u64)> {
-        LocalState::pending_results(&self.state_dir).unwrap_or_default()
-    }
-}
-
-impl Drop for AgentProcess {
-    fn drop(&mut self) {
-        self.kill();
-    }
-}
 
 /// A coordinator in-process and one agent attached to it.
 struct Fixture {

@@ -1,75 +1,12 @@
 //! The topology watch: snapshot + deltas equal GetTopology at the same
 //! revision, resume, explicit resync, and isolation of slow watchers.
 
+use fog_e2e::topology::{View, next, status_detail, status_view, watch};
 use fog_e2e::*;
 use fog_proto::v1 as pb;
 use fog_proto::v1::watch_topology_response::Event;
-use std::collections::BTreeMap;
 use std::time::Duration;
 use tokio_stream::StreamExt;
-use tonic::Streaming;
-
-/// A client-side view built only from watch messages.
-#[derive(Default, Debug)]
-struct View {
-    revision: u64,
-    epoch: String,
-    nodes: BTreeMap<String, pb::TopologyNode>,
-    aggregates: Option<pb::Aggregates>,
-    resyncs: Vec<i32>,
-    in_snapshot: bool,
-}
-
-impl View {
-    fn apply(&mut self, m: pb::WatchTopologyResponse) {
-        assert!(m.revision >= self.revision, "revisions never go back: {} after {}", m.revision, self.revision);
-        self.revision = m.revision;
-        self.epoch = m.epoch;
-        match m.event {
-            Some(Event::Snapshot(s)) => {
-                if s.first {
-                    self.nodes.clear();
-                    self.resyncs.push(m.snapshot_reason);
-                    self.in_snapshot = true;
-                }
-                for n in s.nodes {
-                    self.nodes.insert(n.id.clone(), n);
-                }
-                if s.last {
-                    self.aggregates = s.aggregates;
-                    self.in_snapshot = false;
-                }
-            }
-            Some(Event::Node(d)) => {
-                let n = d.node.unwrap();
-                if d.removed {
-                    self.nodes.remove(&n.id);
-                } else {
-                    self.nodes.insert(n.id.clone(), n);
-                }
-            }
-            Some(Event::Aggregates(a)) => self.aggregates = Some(a),
-            Some(Event::Bookmark(_)) | None => {}
-        }
-    }
-}
-
-/// What must agree at one revision: node status-level fields and aggregates.
-fn status_view(nodes: impl IntoIterator<Item = pb::TopologyNode>) -> Vec<(String, i32, String, bool, u32)> {
-    nodes.into_iter().map(|n| (n.id, n.status, n.region, n.flapping, n.active_tasks)).collect()
-}
-
-async fn watch(c: &Coord, req: pb::WatchTopologyRequest) -> Streaming<pb::WatchTopologyResponse> {
-    c.topology().watch_topology(req).await.unwrap().into_inner()
-}
-
-async fn next(s: &mut Streaming<pb::WatchTopologyResponse>) -> pb::WatchTopologyResponse {
-    tokio::time::timeout(DEADLINE, s.next()).await.expect("a watch message in time").expect("stream open").unwrap()
-}
-
-fn status_detail() -> pb::WatchTopologyRequest {
-    pb::WatchTopologyRequest { detail: pb::TopologyDetail::NodeStatus as i32, ..Default::default() }
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn snapshot_plus_deltas_equal_get_topology_at_the_same_revision() {
