@@ -15,12 +15,15 @@
 //!   Kubernetes controller manager: its supervisor starts it again as a
 //!   standby. A leader stopped with SIGTERM resigns, so a standby takes over
 //!   without waiting for the lease to expire.
-//! - A standby listens on the same address and answers every call with
-//!   `UNAVAILABLE` naming the leader, so clients and agents (which walk their
-//!   address list on failure) find it.
+//! - A standby listens on the same address and forwards every call to the
+//!   leader as it is (Nomad's followers do the same): reads, writes and
+//!   watches work through any replica, and the leader authenticates and
+//!   authorizes them. A node session is not forwarded (a node's identity is
+//!   its client certificate, which ends at the standby): it is answered
+//!   `UNAVAILABLE` naming the leader, and agents walk their address list.
 //!
 //! What is not built yet: standbys serving reads and watches from a follower
-//! copy of the state, and forwarding writes to the leader.
+//! copy of the state, and holding node sessions themselves.
 
 use crate::config::Config;
 use crate::store::{EtcdStore, Fence};
@@ -156,13 +159,102 @@ pub async fn leader(store: &EtcdStore, prefix: &str) -> Option<String> {
     r.kv().map(|kv| String::from_utf8_lossy(kv.value()).into_owned())
 }
 
-/// Serves as a standby until `stop`: every call is answered `UNAVAILABLE`
-/// with the leader's address. With mTLS, only once the cluster CA exists.
+/// Request header a standby adds to a call it forwards: a call that already
+/// carries it is never forwarded again (at most one hop, so two replicas with
+/// different ideas of the leader cannot bounce a call between them).
+pub const FORWARDED_BY: &str = "fog-forwarded-by";
+/// Response header on a forwarded call: the leader that answered it.
+pub const FORWARDED_TO: &str = "fog-forwarded-to";
+
+/// A standby's way to the leader: the leader's URL, looked up in the election
+/// for every call (one etcd read on loopback or a LAN), and a channel per
+/// leader, reopened when the leader changes.
+struct LeaderLink {
+    store: EtcdStore,
+    prefix: String,
+    /// The cluster CA, to check the leader's certificate (mTLS mode).
+    ca_pem: Option<String>,
+    current: std::sync::Mutex<Option<(String, tonic::transport::Channel)>>,
+}
+
+impl LeaderLink {
+    async fn channel(&self) -> Result<(String, tonic::transport::Channel), tonic::Status> {
+        let url = leader(&self.store, &self.prefix)
+            .await
+            .ok_or_else(|| tonic::Status::unavailable("no leader is elected right now; retry shortly"))?;
+        let mut current = self.current.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some((u, ch)) = current.as_ref()
+            && *u == url
+        {
+            return Ok((url, ch.clone()));
+        }
+        let bad = |e: &dyn std::fmt::Display| tonic::Status::unavailable(format!("leader address {url}: {e}"));
+        let mut endpoint = tonic::transport::Endpoint::from_shared(url.clone())
+            .map_err(|e| bad(&e))?
+            .tcp_nodelay(true)
+            .connect_timeout(Duration::from_secs(2));
+        if let Some(ca) = &self.ca_pem {
+            let tls =
+                tonic::transport::ClientTlsConfig::new().ca_certificate(tonic::transport::Certificate::from_pem(ca));
+            endpoint = endpoint.tls_config(tls).map_err(|e| bad(&e))?;
+        }
+        let ch = endpoint.connect_lazy();
+        *current = Some((url.clone(), ch.clone()));
+        Ok((url, ch))
+    }
+
+    /// Forwards a call to the leader as it is (the leader authenticates and
+    /// authorizes it), or answers `UNAVAILABLE` with the reason. Node
+    /// sessions are never forwarded: a node's identity is its client
+    /// certificate, which ends here; agents go to the leader themselves.
+    async fn forward(&self, me: &str, req: http::Request<axum::body::Body>) -> http::Response<axum::body::Body> {
+        use tower::Service;
+        let refuse = |why: String| tonic::Status::unavailable(why).into_http::<axum::body::Body>();
+        let is_node = req.uri().path().starts_with("/fog.v1.NodeService/");
+        let (url, mut channel) = match self.channel().await {
+            Ok(c) => c,
+            Err(s) => return refuse(format!("this coordinator is a standby; {}", s.message())),
+        };
+        if is_node || req.headers().contains_key(FORWARDED_BY) {
+            return refuse(format!("this coordinator is a standby; the leader is at {url}"));
+        }
+        let (mut parts, body) = req.into_parts();
+        parts.headers.remove(http::header::CONTENT_LENGTH);
+        if let Ok(v) = http::HeaderValue::from_str(me) {
+            parts.headers.insert(FORWARDED_BY, v);
+        }
+        let req = http::Request::from_parts(parts, tonic::body::Body::new(body));
+        let sent = async {
+            std::future::poll_fn(|cx| channel.poll_ready(cx)).await?;
+            channel.call(req).await
+        };
+        match sent.await {
+            Ok(mut resp) => {
+                if let Ok(v) = http::HeaderValue::from_str(&url) {
+                    resp.headers_mut().insert(FORWARDED_TO, v);
+                }
+                resp.map(axum::body::Body::new)
+            }
+            Err(e) => {
+                warn!(leader = %url, error = %e, "standby could not forward a call to the leader");
+                refuse(format!("this coordinator is a standby and cannot reach the leader at {url}; retry shortly"))
+            }
+        }
+    }
+}
+
+/// Serves as a standby until `stop`: every call but a node session is
+/// forwarded to the leader; node sessions are answered `UNAVAILABLE` with the
+/// leader's address. With mTLS, only once the cluster CA exists.
 async fn standby(cfg: &Config, store: &EtcdStore, prefix: &str, stop: CancellationToken) -> anyhow::Result<()> {
     let mut builder = tonic::transport::Server::builder();
+    let mut ca_pem = None;
     if let Some(tls) = &cfg.tls {
         match crate::server::standby_tls(tls, &crate::store::Store::load(store).await?)? {
-            Some(t) => builder = builder.tls_config(t)?,
+            Some((t, ca)) => {
+                builder = builder.tls_config(t)?;
+                ca_pem = Some(ca);
+            }
             None => {
                 info!("standby: no cluster CA yet (the first leader creates it); not listening");
                 stop.cancelled().await;
@@ -170,21 +262,21 @@ async fn standby(cfg: &Config, store: &EtcdStore, prefix: &str, stop: Cancellati
             }
         }
     }
-    let (store, prefix) = (Arc::new(store.clone()), prefix.to_string());
-    let refuse = move || {
-        let (store, prefix) = (store.clone(), prefix.clone());
-        async move {
-            let hint = match leader(&store, &prefix).await {
-                Some(url) => format!("the leader is at {url}"),
-                None => "no leader is elected right now; retry shortly".to_string(),
-            };
-            tonic::Status::unavailable(format!("this coordinator is a standby; {hint}")).into_http::<axum::body::Body>()
-        }
+    let link = Arc::new(LeaderLink {
+        store: store.clone(),
+        prefix: prefix.to_string(),
+        ca_pem,
+        current: std::sync::Mutex::new(None),
+    });
+    let me: Arc<str> = cfg.advertise_url.clone().into();
+    let forward = move |req: http::Request<axum::body::Body>| {
+        let (link, me) = (link.clone(), me.clone());
+        async move { link.forward(&me, req).await }
     };
-    let routes = tonic::service::Routes::from(axum::Router::new().fallback(refuse));
+    let routes = tonic::service::Routes::from(axum::Router::new().fallback(forward));
     let listener = tokio::net::TcpListener::bind(cfg.listen).await?;
     let incoming = tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true));
-    info!(addr = %cfg.listen, "standby: answering UNAVAILABLE with the leader's address");
+    info!(addr = %cfg.listen, "standby: forwarding calls to the leader; node sessions go to the leader directly");
     builder.add_routes(routes).serve_with_incoming_shutdown(incoming, stop.cancelled()).await?;
     Ok(())
 }

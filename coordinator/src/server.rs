@@ -259,15 +259,17 @@ async fn identity_context(
     Ok(IdentityContext { ca, node_cert_ttl: tls.node_cert_ttl, join_token_ttl: tls.join_token_ttl })
 }
 
-/// TLS for a standby replica: the cluster CA's serving certificate, if the CA
-/// exists yet (before the first leader creates it, a standby does not listen).
+/// TLS for a standby replica: the cluster CA's serving certificate and the
+/// CA's certificate (to check the leader's), if the CA exists yet (before the
+/// first leader creates it, a standby does not listen).
 pub(crate) fn standby_tls(
     tls: &TlsSettings,
     snapshot: &Snapshot,
-) -> anyhow::Result<Option<tonic::transport::ServerTlsConfig>> {
+) -> anyhow::Result<Option<(tonic::transport::ServerTlsConfig, String)>> {
     let Some(ca) = known_ca(tls, snapshot)? else { return Ok(None) };
+    let ca_pem = ca.cert_pem();
     let ctx = IdentityContext { ca, node_cert_ttl: tls.node_cert_ttl, join_token_ttl: tls.join_token_ttl };
-    Ok(Some(server_tls(tls, &ctx)?))
+    Ok(Some((server_tls(tls, &ctx)?, ca_pem)))
 }
 
 /// TLS for the gRPC port: a serving certificate issued from the CA at each

@@ -1,8 +1,9 @@
 //! Coordinators on etcd with leader election: three replicas on a
 //! three-member etcd cluster, real fog-agent processes that know every
-//! replica's address, tasks in flight. Kill the leader: a standby serves
-//! within 5 s, the agents reconnect, and no acknowledged task is lost or
-//! completed twice. Kill an etcd member: service continues. Pause a leader
+//! replica's address, tasks in flight. Standbys forward calls to the leader
+//! (not node sessions). Kill the leader: a standby serves within 5 s, the
+//! agents reconnect, the remaining standby forwards to the new leader, and no
+//! acknowledged task is lost or completed twice. Kill an etcd member: service continues. Pause a leader
 //! until it is deposed: its writes are refused and it steps down.
 
 use fog_coordinator::auth::Role;
@@ -55,7 +56,8 @@ impl Replicas {
         Replicas { procs, urls, _dirs: dirs }
     }
 
-    /// The replica that serves (signs in), waiting up to `deadline`.
+    /// The leader (the replica that answers a sign-in itself, not by
+    /// forwarding it), waiting up to `deadline`.
     async fn leader(&self, deadline: Duration) -> (usize, Coord) {
         let started = Instant::now();
         loop {
@@ -70,7 +72,9 @@ impl Replicas {
                     .timeout(Duration::from_secs(1));
                 let Ok(ch) = endpoint.connect().await else { continue };
                 let req = pb::SignInRequest { username: "admin".into(), password: ADMIN_PASSWORD.into() };
-                if let Ok(r) = pb::auth_service_client::AuthServiceClient::new(ch.clone()).sign_in(req).await {
+                if let Ok(r) = pb::auth_service_client::AuthServiceClient::new(ch.clone()).sign_in(req).await
+                    && r.metadata().get(fog_coordinator::ha::FORWARDED_TO).is_none()
+                {
                     let token = r.into_inner().tokens.unwrap().access_token;
                     let ch = tonic::transport::Endpoint::from_shared(url.clone()).unwrap().connect_lazy();
                     return (i, Coord::client(ch, token));
@@ -106,6 +110,38 @@ fn agent(urls: &[String], id: &str, state: &std::path::Path) -> Agent {
     )
 }
 
+/// Signs in through replica `url` and checks the call was forwarded to `leader`.
+async fn through_standby(url: &str, leader: &str) -> Coord {
+    let ch = connect(url).await;
+    let req = pb::SignInRequest { username: "admin".into(), password: ADMIN_PASSWORD.into() };
+    let r =
+        pb::auth_service_client::AuthServiceClient::new(ch.clone()).sign_in(req).await.expect("sign in via a standby");
+    let to = r.metadata().get(fog_coordinator::ha::FORWARDED_TO).map(|v| v.to_str().unwrap().to_string());
+    assert_eq!(to.as_deref(), Some(leader), "the standby at {url} forwarded the call to the leader");
+    Coord::client(ch, r.into_inner().tokens.unwrap().access_token)
+}
+
+/// Through a standby: a submit, a read and a watch work (forwarded); a node
+/// session is refused with the leader's address.
+async fn standby_forwards(url: &str, leader: &str, what: &str) {
+    let via = through_standby(url, leader).await;
+    let t = via.submit(echo(what)).await;
+    let t = via.wait_state(&t.id, pb::TaskState::Succeeded).await;
+    assert_eq!(t.output.unwrap().stdout, what.as_bytes());
+    let mut watch = via.topology().watch_topology(fog_e2e::topology::status_detail()).await.unwrap().into_inner();
+    let first = fog_e2e::topology::next(&mut watch).await;
+    assert!(matches!(first.event, Some(pb::watch_topology_response::Event::Snapshot(_))), "{first:?}");
+    let hello = pb::SessionRequest {
+        msg: Some(pb::session_request::Msg::Hello(pb::Hello { node_id: "via-standby".into(), ..Default::default() })),
+    };
+    let err = pb::node_service_client::NodeServiceClient::new(connect(url).await)
+        .session(tokio_stream::iter([hello]))
+        .await
+        .expect_err("a node session is not forwarded");
+    assert_eq!(err.code(), tonic::Code::Unavailable, "{err:?}");
+    assert!(err.message().contains(leader), "the refusal names the leader: {err:?}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn leader_failover_loses_no_acknowledged_task_and_runs_none_twice() {
     let _serial = SERIAL.lock().await;
@@ -116,6 +152,8 @@ async fn leader_failover_loses_no_acknowledged_task_and_runs_none_twice() {
     let _agents: Vec<Agent> =
         (0..2).map(|i| agent(&replicas.urls, &format!("ha-{i}"), &states.path().join(i.to_string()))).collect();
     c.wait_healthy(2).await;
+    let standby = (first + 1) % 3;
+    standby_forwards(&replicas.urls[standby], &replicas.urls[first], "through a standby").await;
 
     // Acknowledged tasks: some finish before the failover, some run through it.
     let mut acked = Vec::new();
@@ -143,6 +181,9 @@ async fn leader_failover_loses_no_acknowledged_task_and_runs_none_twice() {
     assert_ne!(first, second);
     eprintln!("a new leader served {} ms after the old one was killed", took.as_millis());
     c.wait_healthy(2).await;
+    // The remaining standby forwards to the new leader.
+    let third = (0..3).find(|i| *i != first && *i != second).unwrap();
+    standby_forwards(&replicas.urls[third], &replicas.urls[second], "through a standby after the failover").await;
     for id in &acked {
         let t = c.wait_state(id, pb::TaskState::Succeeded).await;
         assert!(t.accepted_attempt > 0, "{id} has an accepted attempt");
@@ -197,4 +238,73 @@ async fn a_paused_leader_is_deposed_its_writes_are_refused_and_it_steps_down() {
     assert_eq!(code, fog_coordinator::ha::EXIT_LOST_LEADERSHIP);
     // The new leader's state is intact.
     assert_eq!(c.task(&t.id).await.id, t.id);
+}
+
+/// One in-process replica (`--ha` on etcd) with mTLS on `port`, until the test ends.
+fn tls_replica(etcd: &EtcdCluster, port: u16, dir: &std::path::Path) -> tokio::task::JoinHandle<i32> {
+    let mut cfg = fog_coordinator::config::Config::for_tls_tests(dir.to_path_buf());
+    cfg.listen = format!("127.0.0.1:{port}").parse().unwrap();
+    cfg.store = fog_coordinator::config::StoreChoice::Etcd { endpoints: etcd.endpoints(), prefix: PREFIX.into() };
+    cfg.ha = true;
+    cfg.advertise_url = format!("https://127.0.0.1:{port}");
+    tokio::spawn(fog_coordinator::ha::run(cfg, std::future::pending()))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn over_mtls_a_standby_forwards_calls_to_the_leader_it_verifies() {
+    let _serial = SERIAL.lock().await;
+    init_logs();
+    let etcd = EtcdCluster::start(1).await;
+    let store = fog_coordinator::store::EtcdStore::connect(&etcd.endpoints(), PREFIX).await.unwrap();
+    fog_coordinator::auth::bootstrap::create_user_in(&store, "admin", ADMIN_PASSWORD, Role::Admin).await.unwrap();
+    let dirs = [tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap()];
+    let ports = [free_port(), free_port()];
+    // The first replica leads and creates the cluster CA; the second starts
+    // once the CA exists, as a standby.
+    let first = tls_replica(&etcd, ports[0], dirs[0].path());
+    let ca_file = dirs[0].path().join(fog_coordinator::server::CA_FILE);
+    let ca = eventually("the leader wrote the cluster CA", Duration::from_secs(30), || async {
+        std::fs::read_to_string(&ca_file).ok()
+    })
+    .await;
+    let leader = format!("https://127.0.0.1:{}", ports[0]);
+    fog_e2e::process::sign_in(&leader, Some(&ca), "admin", ADMIN_PASSWORD).await;
+    let second = tls_replica(&etcd, ports[1], dirs[1].path());
+
+    let addr: std::net::SocketAddr = format!("127.0.0.1:{}", ports[1]).parse().unwrap();
+    let signed_in = eventually("sign in through the standby", DEADLINE, || async {
+        let ch = tokio::time::timeout(Duration::from_secs(2), async {
+            tonic::transport::Endpoint::from_shared(format!("https://{addr}"))
+                .ok()?
+                .tls_config(
+                    tonic::transport::ClientTlsConfig::new()
+                        .ca_certificate(tonic::transport::Certificate::from_pem(&ca))
+                        .domain_name("localhost"),
+                )
+                .ok()?
+                .connect()
+                .await
+                .ok()
+        })
+        .await
+        .ok()??;
+        let req = pb::SignInRequest { username: "admin".into(), password: ADMIN_PASSWORD.into() };
+        let r = pb::auth_service_client::AuthServiceClient::new(ch.clone()).sign_in(req).await.ok()?;
+        Some((ch, r))
+    })
+    .await;
+    let (ch, r) = signed_in;
+    let to = r.metadata().get(fog_coordinator::ha::FORWARDED_TO).map(|v| v.to_str().unwrap().to_string());
+    assert_eq!(to.as_deref(), Some(leader.as_str()), "forwarded over TLS to the leader");
+    let via = Coord::client(ch, r.into_inner().tokens.unwrap().access_token);
+    let t = via.submit(echo("over mTLS through a standby")).await;
+    assert_eq!(via.task(&t.id).await.id, t.id);
+    // A call without a token is refused by the leader, not let through by the standby.
+    let anonymous = pb::task_service_client::TaskServiceClient::new(tls_channel(addr, &ca, None).await)
+        .list_tasks(pb::ListTasksRequest::default())
+        .await
+        .expect_err("the leader authenticates forwarded calls");
+    assert_eq!(anonymous.code(), tonic::Code::Unauthenticated, "{anonymous:?}");
+    first.abort();
+    second.abort();
 }
