@@ -89,7 +89,7 @@ impl ToJson for Node {
             "status": enum_json!(NodeStatus, self.status),
             "liveness": enum_json!(Liveness, self.liveness),
             "flapping": self.flapping, "cordoned": self.cordoned, "draining": self.draining,
-            "maintenance": self.maintenance,
+            "maintenance": self.maintenance, "state_unwritable": self.state_unwritable,
             "location": self.location.to_json(), "labels": self.labels.to_json(),
             "capacity": self.capacity.to_json(), "allocated": self.allocated.to_json(),
             "cpu_usage": self.cpu_usage, "memory_usage": self.memory_usage,

@@ -176,7 +176,13 @@ fn render_list(r: &ListNodesResponse) -> String {
 /// Status plus the admin flags that qualify it, e.g. `idle,cordoned`.
 fn status_text(n: &Node) -> String {
     let mut s = short!(NodeStatus, n.status, "NODE_STATUS_");
-    for (on, flag) in [(n.cordoned, "cordoned"), (n.draining, "draining"), (n.flapping, "flapping")] {
+    let flags = [
+        (n.cordoned, "cordoned"),
+        (n.draining, "draining"),
+        (n.flapping, "flapping"),
+        (n.state_unwritable, "disk-unwritable"),
+    ];
+    for (on, flag) in flags {
         if on {
             s.push(',');
             s.push_str(flag);
@@ -266,12 +272,13 @@ mod tests {
             node_type: NodeType::Gateway as i32,
             status: NodeStatus::Idle as i32,
             cordoned: true,
+            state_unwritable: true,
             capacity: Some(Resources { cpu_millis: 4000, memory_mb: 8192, ..Default::default() }),
             allocated: Some(Resources { cpu_millis: 1500, memory_mb: 512, ..Default::default() }),
             ..Default::default()
         };
         let text = render_list(&ListNodesResponse { nodes: vec![node], total_matching: 3, ..Default::default() });
-        assert!(text.contains("n1  gateway  idle,cordoned"), "{text}");
+        assert!(text.contains("n1  gateway  idle,cordoned,disk-unwritable"), "{text}");
         assert!(text.contains("1.5/4"), "{text}");
         assert!(text.contains("512Mi/8Gi"), "{text}");
         assert!(text.ends_with("(1 of 3 nodes shown)\n"), "{text}");

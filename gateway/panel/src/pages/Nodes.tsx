@@ -45,6 +45,8 @@ interface Row {
   draining: boolean;
   maintenance: boolean;
   flapping: boolean;
+  /** The agent cannot write its state directory (disk full, read-only): no new work. */
+  unwritable: boolean;
   cpuMillis: number;
   memoryMb: bigint;
   search: string;
@@ -74,6 +76,7 @@ function buildRows(): Row[] {
       draining: t?.draining ?? n?.draining ?? false,
       maintenance: n?.maintenance ?? t?.status === NodeStatus.MAINTENANCE,
       flapping: t?.flapping ?? n?.flapping ?? false,
+      unwritable: n?.stateUnwritable ?? false,
       cpuMillis: n?.capacity?.cpuMillis ?? 0,
       memoryMb: n?.capacity?.memoryMb ?? 0n,
       search: `${id} ${name} ${zone} ${labels.map((l) => `${l.key}=${l.value}`).join(" ")}`.toLowerCase(),
@@ -229,7 +232,12 @@ export function NodesPage() {
 function NodeRow(props: { row: Row; selected: boolean; onSelect: () => void }) {
   const r = props.row;
   const st = nodeStatusName(r.status);
-  const flags = [r.cordoned && "cordoned", r.draining && "draining", r.flapping && "flapping"].filter(Boolean) as string[];
+  const flags = [
+    r.cordoned && "cordoned",
+    r.draining && "draining",
+    r.flapping && "flapping",
+    r.unwritable && "disk unwritable",
+  ].filter(Boolean) as string[];
   return (
     <article className={`node-row${props.selected ? " selected" : ""}`} data-testid={`node-card-${r.id}`} aria-label={`Node ${r.id}`}>
       <div className="node-main">
@@ -344,6 +352,7 @@ function NodeDetail(props: { id: string; onClose: () => void }) {
               {n.cordoned ? ", cordoned" : ""}
               {n.draining ? ", draining" : ""}
               {n.maintenance ? ", in maintenance" : ""}
+              {n.stateUnwritable ? ", state directory unwritable (no new work)" : ""}
             </dd>
             <dt>Last heartbeat</dt>
             <dd data-testid="node-heartbeat-age">{ago(hb)}</dd>
