@@ -16,14 +16,17 @@
 //!   standby. A leader stopped with SIGTERM resigns, so a standby takes over
 //!   without waiting for the lease to expire.
 //! - A standby listens on the same address and forwards every call to the
-//!   leader as it is (Nomad's followers do the same): reads, writes and
-//!   watches work through any replica, and the leader authenticates and
-//!   authorizes them. A node session is not forwarded (a node's identity is
-//!   its client certificate, which ends at the standby): it is answered
-//!   `UNAVAILABLE` naming the leader, and agents walk their address list.
+//!   leader as it is (Nomad's followers do the same): reads, writes, watches
+//!   and node sessions work through any replica, and the leader
+//!   authenticates and authorizes them. A node's identity is its client
+//!   certificate, and TLS ends at the standby, so a forwarded session goes
+//!   with the standby's replica certificate and the node's certificate in a
+//!   header the leader believes only from a replica
+//!   ([`crate::identity::FORWARDED_CLIENT_CERT`]).
 //!
 //! What is not built yet: standbys serving reads and watches from a follower
-//! copy of the state, and holding node sessions themselves.
+//! copy of the state, and holding node sessions themselves (the leader still
+//! holds every session; a standby only relays it).
 
 use crate::config::Config;
 use crate::store::{EtcdStore, Fence};
@@ -167,93 +170,135 @@ pub const FORWARDED_BY: &str = "fog-forwarded-by";
 pub const FORWARDED_TO: &str = "fog-forwarded-to";
 
 /// A standby's way to the leader: the leader's URL, looked up in the election
-/// for every call (one etcd read on loopback or a LAN), and a channel per
-/// leader, reopened when the leader changes.
+/// for every call (one etcd read on loopback or a LAN), and channels to it,
+/// reopened when the leader changes.
 struct LeaderLink {
     store: EtcdStore,
     prefix: String,
-    /// The cluster CA, to check the leader's certificate (mTLS mode).
-    ca_pem: Option<String>,
-    current: std::sync::Mutex<Option<(String, tonic::transport::Channel)>>,
+    /// mTLS: the cluster CA (to check the leader's certificate) and this
+    /// replica's client identity (for node sessions only: the leader refuses
+    /// user calls that carry a client certificate).
+    tls: Option<(String, tonic::transport::Identity)>,
+    current: std::sync::Mutex<Option<Link>>,
+}
+
+/// Channels to one leader.
+#[derive(Clone)]
+struct Link {
+    url: String,
+    /// For user calls and joins: TLS without a client certificate.
+    calls: tonic::transport::Channel,
+    /// For node sessions: TLS with the replica's certificate.
+    sessions: tonic::transport::Channel,
 }
 
 impl LeaderLink {
-    async fn channel(&self) -> Result<(String, tonic::transport::Channel), tonic::Status> {
+    async fn link(&self) -> Result<Link, tonic::Status> {
         let url = leader(&self.store, &self.prefix)
             .await
             .ok_or_else(|| tonic::Status::unavailable("no leader is elected right now; retry shortly"))?;
         let mut current = self.current.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        if let Some((u, ch)) = current.as_ref()
-            && *u == url
-        {
-            return Ok((url, ch.clone()));
+        if let Some(link) = current.as_ref().filter(|l| l.url == url) {
+            return Ok(link.clone());
         }
         let bad = |e: &dyn std::fmt::Display| tonic::Status::unavailable(format!("leader address {url}: {e}"));
-        let mut endpoint = tonic::transport::Endpoint::from_shared(url.clone())
-            .map_err(|e| bad(&e))?
-            .tcp_nodelay(true)
-            .connect_timeout(Duration::from_secs(2));
-        if let Some(ca) = &self.ca_pem {
-            let tls =
-                tonic::transport::ClientTlsConfig::new().ca_certificate(tonic::transport::Certificate::from_pem(ca));
-            endpoint = endpoint.tls_config(tls).map_err(|e| bad(&e))?;
-        }
-        let ch = endpoint.connect_lazy();
-        *current = Some((url.clone(), ch.clone()));
-        Ok((url, ch))
+        let channel = |identity: Option<&tonic::transport::Identity>| -> Result<_, tonic::Status> {
+            let mut endpoint = tonic::transport::Endpoint::from_shared(url.clone())
+                .map_err(|e| bad(&e))?
+                .tcp_nodelay(true)
+                .connect_timeout(Duration::from_secs(2));
+            if let Some((ca, _)) = &self.tls {
+                let mut tls = tonic::transport::ClientTlsConfig::new()
+                    .ca_certificate(tonic::transport::Certificate::from_pem(ca));
+                if let Some(id) = identity {
+                    tls = tls.identity(id.clone());
+                }
+                endpoint = endpoint.tls_config(tls).map_err(|e| bad(&e))?;
+            }
+            Ok(endpoint.connect_lazy())
+        };
+        let calls = channel(None)?;
+        let sessions = match &self.tls {
+            Some((_, id)) => channel(Some(id))?,
+            None => calls.clone(),
+        };
+        let link = Link { url, calls, sessions };
+        *current = Some(link.clone());
+        Ok(link)
     }
 
     /// Forwards a call to the leader as it is (the leader authenticates and
-    /// authorizes it), or answers `UNAVAILABLE` with the reason. Node
-    /// sessions are never forwarded: a node's identity is its client
-    /// certificate, which ends here; agents go to the leader themselves.
+    /// authorizes it), or answers `UNAVAILABLE` with the reason. A node
+    /// session goes with this replica's certificate and the node's, which
+    /// this replica's TLS handshake verified (see
+    /// [`crate::identity::FORWARDED_CLIENT_CERT`]).
     async fn forward(&self, me: &str, req: http::Request<axum::body::Body>) -> http::Response<axum::body::Body> {
         use tower::Service;
         let refuse = |why: String| tonic::Status::unavailable(why).into_http::<axum::body::Body>();
-        let is_node = req.uri().path().starts_with("/fog.v1.NodeService/");
-        let (url, mut channel) = match self.channel().await {
-            Ok(c) => c,
+        let link = match self.link().await {
+            Ok(l) => l,
             Err(s) => return refuse(format!("this coordinator is a standby; {}", s.message())),
         };
-        if is_node || req.headers().contains_key(FORWARDED_BY) {
-            return refuse(format!("this coordinator is a standby; the leader is at {url}"));
+        if req.headers().contains_key(FORWARDED_BY) {
+            return refuse(format!("this coordinator is a standby; the leader is at {}", link.url));
         }
+        let session = req.uri().path() == "/fog.v1.NodeService/Session";
         let (mut parts, body) = req.into_parts();
         parts.headers.remove(http::header::CONTENT_LENGTH);
+        // Only this replica says which node a forwarded session is.
+        parts.headers.remove(crate::identity::FORWARDED_CLIENT_CERT);
+        if session && self.tls.is_some() {
+            use base64::Engine;
+            let leaf = parts
+                .extensions
+                .get::<tonic::transport::server::TlsConnectInfo<tonic::transport::server::TcpConnectInfo>>()
+                .and_then(|t| t.peer_certs())
+                .and_then(|c| c.first().map(|c| base64::engine::general_purpose::STANDARD.encode(c)));
+            match leaf.map(|l| http::HeaderValue::from_str(&l)) {
+                Some(Ok(v)) => parts.headers.insert(crate::identity::FORWARDED_CLIENT_CERT, v),
+                _ => {
+                    return tonic::Status::unauthenticated("a node session needs the node's client certificate")
+                        .into_http();
+                }
+            };
+        }
         if let Ok(v) = http::HeaderValue::from_str(me) {
             parts.headers.insert(FORWARDED_BY, v);
         }
         let req = http::Request::from_parts(parts, tonic::body::Body::new(body));
+        let mut channel = if session { link.sessions } else { link.calls };
         let sent = async {
             std::future::poll_fn(|cx| channel.poll_ready(cx)).await?;
             channel.call(req).await
         };
         match sent.await {
             Ok(mut resp) => {
-                if let Ok(v) = http::HeaderValue::from_str(&url) {
+                if let Ok(v) = http::HeaderValue::from_str(&link.url) {
                     resp.headers_mut().insert(FORWARDED_TO, v);
                 }
                 resp.map(axum::body::Body::new)
             }
             Err(e) => {
-                warn!(leader = %url, error = %e, "standby could not forward a call to the leader");
-                refuse(format!("this coordinator is a standby and cannot reach the leader at {url}; retry shortly"))
+                warn!(leader = %link.url, error = %e, "standby could not forward a call to the leader");
+                refuse(format!(
+                    "this coordinator is a standby and cannot reach the leader at {}; retry shortly",
+                    link.url
+                ))
             }
         }
     }
 }
 
-/// Serves as a standby until `stop`: every call but a node session is
-/// forwarded to the leader; node sessions are answered `UNAVAILABLE` with the
-/// leader's address. With mTLS, only once the cluster CA exists.
+/// Serves as a standby until `stop`: every call, node sessions included, is
+/// forwarded to the leader. With mTLS, only once the cluster CA exists.
 async fn standby(cfg: &Config, store: &EtcdStore, prefix: &str, stop: CancellationToken) -> anyhow::Result<()> {
     let mut builder = tonic::transport::Server::builder();
-    let mut ca_pem = None;
-    if let Some(tls) = &cfg.tls {
-        match crate::server::standby_tls(tls, &crate::store::Store::load(store).await?)? {
-            Some((t, ca)) => {
-                builder = builder.tls_config(t)?;
-                ca_pem = Some(ca);
+    let mut tls = None;
+    if let Some(settings) = &cfg.tls {
+        match crate::server::standby_tls(settings, &crate::store::Store::load(store).await?)? {
+            Some(t) => {
+                builder = builder.tls_config(t.server)?;
+                tls = Some((t.ca_pem, t.replica));
             }
             None => {
                 info!("standby: no cluster CA yet (the first leader creates it); not listening");
@@ -265,7 +310,7 @@ async fn standby(cfg: &Config, store: &EtcdStore, prefix: &str, stop: Cancellati
     let link = Arc::new(LeaderLink {
         store: store.clone(),
         prefix: prefix.to_string(),
-        ca_pem,
+        tls,
         current: std::sync::Mutex::new(None),
     });
     let me: Arc<str> = cfg.advertise_url.clone().into();
@@ -276,7 +321,7 @@ async fn standby(cfg: &Config, store: &EtcdStore, prefix: &str, stop: Cancellati
     let routes = tonic::service::Routes::from(axum::Router::new().fallback(forward));
     let listener = tokio::net::TcpListener::bind(cfg.listen).await?;
     let incoming = tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true));
-    info!(addr = %cfg.listen, "standby: forwarding calls to the leader; node sessions go to the leader directly");
+    info!(addr = %cfg.listen, "standby: forwarding calls and node sessions to the leader");
     builder.add_routes(routes).serve_with_incoming_shutdown(incoming, stop.cancelled()).await?;
     Ok(())
 }

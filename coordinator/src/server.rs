@@ -259,17 +259,25 @@ async fn identity_context(
     Ok(IdentityContext { ca, node_cert_ttl: tls.node_cert_ttl, join_token_ttl: tls.join_token_ttl })
 }
 
-/// TLS for a standby replica: the cluster CA's serving certificate and the
-/// CA's certificate (to check the leader's), if the CA exists yet (before the
-/// first leader creates it, a standby does not listen).
-pub(crate) fn standby_tls(
-    tls: &TlsSettings,
-    snapshot: &Snapshot,
-) -> anyhow::Result<Option<(tonic::transport::ServerTlsConfig, String)>> {
+/// What a standby replica needs for TLS.
+pub(crate) struct StandbyTls {
+    /// Its serving configuration (the cluster CA's serving certificate).
+    pub server: tonic::transport::ServerTlsConfig,
+    /// The CA's certificate, to check the leader's.
+    pub ca_pem: String,
+    /// Its replica client certificate, to forward node sessions with.
+    pub replica: tonic::transport::Identity,
+}
+
+/// TLS for a standby replica, if the CA exists yet (before the first leader
+/// creates it, a standby does not listen).
+pub(crate) fn standby_tls(tls: &TlsSettings, snapshot: &Snapshot) -> anyhow::Result<Option<StandbyTls>> {
     let Some(ca) = known_ca(tls, snapshot)? else { return Ok(None) };
     let ca_pem = ca.cert_pem();
+    let (cert, key) = ca.issue_replica_cert(Duration::from_secs(90 * 24 * 3600), std::time::SystemTime::now())?;
+    let replica = tonic::transport::Identity::from_pem(cert, key);
     let ctx = IdentityContext { ca, node_cert_ttl: tls.node_cert_ttl, join_token_ttl: tls.join_token_ttl };
-    Ok(Some((server_tls(tls, &ctx)?, ca_pem)))
+    Ok(Some(StandbyTls { server: server_tls(tls, &ctx)?, ca_pem, replica }))
 }
 
 /// TLS for the gRPC port: a serving certificate issued from the CA at each

@@ -1,9 +1,11 @@
 //! Coordinators on etcd with leader election: three replicas on a
 //! three-member etcd cluster, real fog-agent processes that know every
-//! replica's address, tasks in flight. Standbys forward calls to the leader
-//! (not node sessions). Kill the leader: a standby serves within 5 s, the
-//! agents reconnect, the remaining standby forwards to the new leader, and no
-//! acknowledged task is lost or completed twice. Kill an etcd member: service continues. Pause a leader
+//! replica's address and one that knows only a standby's, tasks in flight.
+//! Standbys forward calls and node sessions to the leader. Kill the leader: a
+//! standby serves within 5 s, the agents reconnect, the remaining standby
+//! forwards to the new leader, and no acknowledged task is lost or completed
+//! twice. Over mTLS, a standby forwards a joined agent's session with the
+//! node's certificate, checked by the leader. Kill an etcd member: service continues. Pause a leader
 //! until it is deposed: its writes are refused and it steps down.
 
 use fog_coordinator::auth::Role;
@@ -121,8 +123,8 @@ async fn through_standby(url: &str, leader: &str) -> Coord {
     Coord::client(ch, r.into_inner().tokens.unwrap().access_token)
 }
 
-/// Through a standby: a submit, a read and a watch work (forwarded); a node
-/// session is refused with the leader's address.
+/// Through a standby: a submit, a read and a watch work (forwarded), and a
+/// node session reaches the leader (whose validation refuses a bad hello).
 async fn standby_forwards(url: &str, leader: &str, what: &str) {
     let via = through_standby(url, leader).await;
     let t = via.submit(echo(what)).await;
@@ -137,9 +139,9 @@ async fn standby_forwards(url: &str, leader: &str, what: &str) {
     let err = pb::node_service_client::NodeServiceClient::new(connect(url).await)
         .session(tokio_stream::iter([hello]))
         .await
-        .expect_err("a node session is not forwarded");
-    assert_eq!(err.code(), tonic::Code::Unavailable, "{err:?}");
-    assert!(err.message().contains(leader), "the refusal names the leader: {err:?}");
+        .expect_err("a hello without capacity is refused");
+    assert_eq!(err.code(), tonic::Code::InvalidArgument, "the leader's validation answered: {err:?}");
+    assert!(err.message().contains("hello.capacity"), "{err:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -149,15 +151,18 @@ async fn leader_failover_loses_no_acknowledged_task_and_runs_none_twice() {
     let mut replicas = Replicas::start(&etcd, 3).await;
     let (first, c) = replicas.leader(Duration::from_secs(30)).await;
     let states = tempfile::tempdir().unwrap();
-    let _agents: Vec<Agent> =
+    let mut agents: Vec<Agent> =
         (0..2).map(|i| agent(&replicas.urls, &format!("ha-{i}"), &states.path().join(i.to_string()))).collect();
-    c.wait_healthy(2).await;
+    // An agent that can reach one standby only: its session is relayed.
     let standby = (first + 1) % 3;
+    agents.push(agent(&replicas.urls[standby..=standby], "ha-relayed", &states.path().join("relayed")));
+    c.wait_healthy(3).await;
     standby_forwards(&replicas.urls[standby], &replicas.urls[first], "through a standby").await;
 
-    // Acknowledged tasks: some finish before the failover, some run through it.
+    // Acknowledged tasks: some finish before the failover, some run through
+    // it; the relayed agent takes its share.
     let mut acked = Vec::new();
-    for i in 0..12 {
+    for i in 0..18 {
         let spec = if i % 2 == 0 { echo(&format!("quick {i}")) } else { sleep(1500) };
         acked.push(c.submit(spec).await.id);
     }
@@ -180,17 +185,25 @@ async fn leader_failover_loses_no_acknowledged_task_and_runs_none_twice() {
     let took = killed.elapsed();
     assert_ne!(first, second);
     eprintln!("a new leader served {} ms after the old one was killed", took.as_millis());
-    c.wait_healthy(2).await;
+    c.wait_healthy(3).await;
     // The remaining standby forwards to the new leader.
     let third = (0..3).find(|i| *i != first && *i != second).unwrap();
     standby_forwards(&replicas.urls[third], &replicas.urls[second], "through a standby after the failover").await;
+    let mut on_relayed = 0;
     for id in &acked {
         let t = c.wait_state(id, pb::TaskState::Succeeded).await;
         assert!(t.accepted_attempt > 0, "{id} has an accepted attempt");
+        on_relayed += t
+            .attempts
+            .iter()
+            .filter(|a| a.node_id == "ha-relayed" && a.state == pb::AttemptState::Succeeded as i32)
+            .count();
         if let Some(before) = done_before.get(id) {
             assert_eq!(t.accepted_attempt, *before, "{id} finished before the failover and not again after");
         }
     }
+
+    assert!(on_relayed > 0, "the agent behind a standby ran tasks");
 
     // An etcd member dies: the service continues (the leader keeps its lease through the
     // other members; a submit that meets the moment of the failure is retried with its
@@ -305,6 +318,61 @@ async fn over_mtls_a_standby_forwards_calls_to_the_leader_it_verifies() {
         .await
         .expect_err("the leader authenticates forwarded calls");
     assert_eq!(anonymous.code(), tonic::Code::Unauthenticated, "{anonymous:?}");
+
+    // An agent joins and runs through the standby only: the leader sees the
+    // node's own certificate (forwarded by the replica) and gives it work.
+    let token = via
+        .fleet()
+        .create_join_token(pb::CreateJoinTokenRequest { ttl_seconds: 0, node_name: "relayed".into(), labels: vec![] })
+        .await
+        .expect("a join token through the standby")
+        .into_inner()
+        .token;
+    let standby_url = format!("https://127.0.0.1:{}", ports[1]);
+    let state = dirs[1].path().join("agent");
+    let out = Command::new(binary("fog-agent"))
+        .args(["join", "--token", &token, "--coordinator", &standby_url])
+        .arg("--state-dir")
+        .arg(&state)
+        .output()
+        .expect("run fog-agent join");
+    assert!(out.status.success(), "join through a standby: {}", String::from_utf8_lossy(&out.stderr));
+    let node_id = std::fs::read_to_string(state.join(fog_agent::identity::NODE_ID_FILE)).unwrap().trim().to_string();
+    let _agent = Agent(
+        Command::new(binary("fog-agent"))
+            .arg("run")
+            .arg("--state-dir")
+            .arg(&state)
+            .args(["--reconnect-min", "50ms", "--reconnect-max", "500ms"])
+            .env("FOG_AGENT_LOG", "warn")
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("spawn fog-agent"),
+    );
+    eventually("the relayed node is healthy at the leader", DEADLINE, || async {
+        let n = via.fleet().get_node(pb::GetNodeRequest { node_id: node_id.clone() }).await.ok()?.into_inner().node?;
+        (n.liveness == pb::Liveness::Healthy as i32).then_some(())
+    })
+    .await;
+    let done = via.wait_state(&t.id, pb::TaskState::Succeeded).await;
+    assert_eq!(done.attempts[0].node_id, node_id, "the queued task ran on the relayed node");
+
+    // From anyone but a replica the header means nothing: a node connecting
+    // to the leader itself is who its own certificate says.
+    let cert = std::fs::read_to_string(state.join(fog_agent::identity::CERT_FILE)).unwrap();
+    let key = std::fs::read_to_string(state.join(fog_agent::identity::KEY_FILE)).unwrap();
+    let leader_addr = format!("127.0.0.1:{}", ports[0]).parse().unwrap();
+    let hello = pb::SessionRequest {
+        msg: Some(pb::session_request::Msg::Hello(pb::Hello { node_id: "someone-else".into(), ..Default::default() })),
+    };
+    let mut req = tonic::Request::new(tokio_stream::iter([hello]));
+    req.metadata_mut().insert(fog_coordinator::identity::FORWARDED_CLIENT_CERT, "not-a-certificate".parse().unwrap());
+    let err = pb::node_service_client::NodeServiceClient::new(tls_channel(leader_addr, &ca, Some((&cert, &key))).await)
+        .session(req)
+        .await
+        .expect_err("a node cannot claim another identity with the header");
+    assert_eq!(err.code(), tonic::Code::PermissionDenied, "{err:?}");
+    assert!(err.message().contains(&format!("this certificate is node {node_id}")), "{err:?}");
     first.abort();
     second.abort();
 }

@@ -67,6 +67,22 @@ impl NodeApi {
             .peer_certs()
             .ok_or_else(|| ApiError::Unauthenticated("a node session needs the node's client certificate".into()))?;
         let leaf = certs.first().ok_or_else(|| ApiError::Unauthenticated("no client certificate presented".into()))?;
+        // A standby forwarding a node's session: the node's certificate (which
+        // the standby's handshake verified against the same CA) rides in a
+        // header, believed only because the peer is a replica.
+        let forwarded;
+        let leaf: &[u8] = if identity::is_replica(leaf, ctx.trust_domain()) {
+            use base64::Engine;
+            let header = req.metadata().get(identity::FORWARDED_CLIENT_CERT).ok_or_else(|| {
+                ApiError::Unauthenticated("a replica forwarding a session must send the node's certificate".into())
+            })?;
+            forwarded = base64::engine::general_purpose::STANDARD
+                .decode(header.as_bytes())
+                .map_err(|_| ApiError::Unauthenticated(format!("{}: not base64", identity::FORWARDED_CLIENT_CERT)))?;
+            &forwarded
+        } else {
+            leaf
+        };
         let who = identity::node_identity(leaf, ctx.trust_domain())
             .map_err(|e| ApiError::Unauthenticated(format!("client certificate: {e}")))?;
         if !hello.node_id.is_empty() && hello.node_id != who.node_id {

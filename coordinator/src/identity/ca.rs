@@ -202,6 +202,22 @@ impl CertificateAuthority {
         Ok((cert.pem(), key.serialize_pem()))
     }
 
+    /// Issues a standby replica's client certificate with a fresh P-256 key:
+    /// one URI SAN [`super::spiffe_replica_uri`], client-auth EKU only, not
+    /// a CA. Returns `(cert_pem, key_pem)`. Only a holder of the CA key can
+    /// make one, which every replica is.
+    pub fn issue_replica_cert(&self, ttl: Duration, now: SystemTime) -> Result<(String, String), IdentityError> {
+        let uri = super::spiffe_replica_uri(&self.trust_domain);
+        let uri = uri.as_str().try_into().map_err(|_| IdentityError::InvalidSan(uri.clone()))?;
+        let key = KeyPair::generate_for(&PKCS_ECDSA_P256_SHA256).map_err(gen_err)?;
+        let mut params = self.leaf_params("fog-coordinator-replica", ttl, now)?;
+        params.serial_number = Some(random_serial().0);
+        params.subject_alt_names = vec![SanType::URI(uri)];
+        params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
+        let cert = params.signed_by(&key, &self.issuer).map_err(gen_err)?;
+        Ok((cert.pem(), key.serialize_pem()))
+    }
+
     /// Signs a node's CSR. Only the CSR's public key is used, and only after
     /// the CSR's signature verified with it; the coordinator chooses every
     /// other field: subject CN = `node_id`, exactly one URI SAN

@@ -33,7 +33,7 @@ mod tokens;
 pub use ca::{CertificateAuthority, DEFAULT_NODE_CERT_TTL, IssuedCert};
 pub use context::IdentityContext;
 pub use denylist::CertDenylist;
-pub use peer::{NodeIdentity, node_identity, spiffe_node_uri};
+pub use peer::{FORWARDED_CLIENT_CERT, NodeIdentity, is_replica, node_identity, spiffe_node_uri, spiffe_replica_uri};
 pub use tokens::{
     DEFAULT_JOIN_TOKEN_TTL, JoinTokenRecord, ParsedToken, check_join_token, create_join_token, parse_join_token,
 };

@@ -30,6 +30,51 @@ pub fn spiffe_node_uri(trust_domain: &TrustDomain, node_id: &str) -> String {
     format!("spiffe://{trust_domain}/node/{node_id}")
 }
 
+/// `spiffe://<trust-domain>/replica/coordinator`, the single URI SAN of the
+/// client certificate a standby coordinator uses to forward node sessions to
+/// the leader (see [`FORWARDED_CLIENT_CERT`]).
+pub fn spiffe_replica_uri(trust_domain: &TrustDomain) -> String {
+    format!("spiffe://{trust_domain}/replica/coordinator")
+}
+
+/// Request header on a node session a standby forwards: the node's client
+/// certificate (DER, standard base64), which the standby's TLS handshake
+/// verified against the cluster CA. The leader believes it only from a peer
+/// whose own certificate is a replica's ([`is_replica`]), as Envoy's
+/// `x-forwarded-client-cert` is believed only from the proxy.
+pub const FORWARDED_CLIENT_CERT: &str = "fog-forwarded-client-cert";
+
+/// Whether a (verified) peer certificate is a coordinator replica's: not a
+/// CA, exactly one URI SAN, and that is [`spiffe_replica_uri`].
+pub fn is_replica(cert_der: &[u8], trust_domain: &TrustDomain) -> bool {
+    if cert_der.len() > MAX_CERT_LEN {
+        return false;
+    }
+    let Ok((rest, cert)) = X509Certificate::from_der(cert_der) else { return false };
+    if !rest.is_empty() || cert.is_ca() {
+        return false;
+    }
+    single_uri(&cert).is_ok_and(|u| u == spiffe_replica_uri(trust_domain))
+}
+
+/// The one URI SAN of a certificate.
+fn single_uri<'a>(cert: &'a X509Certificate<'a>) -> Result<&'a str, IdentityError> {
+    // Errors on a duplicated SAN extension, so a second one cannot hide a name.
+    let san = cert
+        .subject_alternative_name()
+        .map_err(|_| IdentityError::CertMalformed("bad subject alternative name extension"))?
+        .ok_or(IdentityError::CertNoIdentity("no subject alternative name"))?;
+    let mut uris = san.value.general_names.iter().filter_map(|n| match n {
+        GeneralName::URI(u) => Some(*u),
+        _ => None,
+    });
+    let uri = uris.next().ok_or(IdentityError::CertNoIdentity("no URI SAN"))?;
+    if uris.next().is_some() {
+        return Err(IdentityError::CertNoIdentity("more than one URI SAN"));
+    }
+    Ok(uri)
+}
+
 /// The identity in a peer's end-entity certificate (the first of the chain
 /// rustls verified against our CA). It has exactly one URI SAN, of the form
 /// `spiffe://<trust_domain>/node/<node-id>` with a valid node id; the subject
@@ -49,20 +94,7 @@ pub fn node_identity(cert_der: &[u8], trust_domain: &TrustDomain) -> Result<Node
     if cert.is_ca() {
         return Err(IdentityError::CertNoIdentity("a CA certificate"));
     }
-    // Errors on a duplicated SAN extension, so a second one cannot hide a name.
-    let san = cert
-        .subject_alternative_name()
-        .map_err(|_| IdentityError::CertMalformed("bad subject alternative name extension"))?
-        .ok_or(IdentityError::CertNoIdentity("no subject alternative name"))?;
-    let mut uris = san.value.general_names.iter().filter_map(|n| match n {
-        GeneralName::URI(u) => Some(*u),
-        _ => None,
-    });
-    let uri = uris.next().ok_or(IdentityError::CertNoIdentity("no URI SAN"))?;
-    if uris.next().is_some() {
-        return Err(IdentityError::CertNoIdentity("more than one URI SAN"));
-    }
-    let node_id = parse_node_uri(uri, trust_domain)?;
+    let node_id = parse_node_uri(single_uri(&cert)?, trust_domain)?;
 
     let raw = cert.raw_serial();
     let first = raw.iter().position(|b| *b != 0).unwrap_or(raw.len().saturating_sub(1));
@@ -120,6 +152,19 @@ mod tests {
         assert_eq!(id.node_id, "n1");
         // DER pads 0x8a01 with a zero byte; the hex leaves it out.
         assert_eq!(id.serial_hex, "8a01");
+    }
+
+    #[test]
+    fn a_replica_certificate_is_not_a_node_and_a_node_certificate_is_not_a_replica() {
+        let replica = cert_with_uris(&["spiffe://fog.local/replica/coordinator"]);
+        assert!(is_replica(&replica, &td()));
+        assert!(node_identity(&replica, &td()).is_err());
+        let node = cert_with_uris(&["spiffe://fog.local/node/coordinator"]);
+        assert!(!is_replica(&node, &td()));
+        assert!(!is_replica(&cert_with_uris(&["spiffe://other.example/replica/coordinator"]), &td()));
+        let two = cert_with_uris(&["spiffe://fog.local/replica/coordinator", "spiffe://fog.local/node/n1"]);
+        assert!(!is_replica(&two, &td()));
+        assert!(!is_replica(b"not a certificate", &td()));
     }
 
     #[test]
