@@ -164,11 +164,22 @@ fn main() {
                 return 1;
             }
         };
-        wait_for_signal().await;
-        tracing::info!("shutting down");
+        let code = tokio::select! {
+            _ = wait_for_signal() => {
+                tracing::info!("shutting down");
+                0
+            }
+            _ = running.store_failed() => {
+                tracing::error!(
+                    "the store accepts no more writes; stopping, so that the supervisor restarts the coordinator \
+                     (which succeeds once the disk is fixed)"
+                );
+                fog_coordinator::server::EXIT_STORE_FAILED
+            }
+        };
         running.stop().await;
         traces.shutdown().await;
-        0
+        code
     });
     std::process::exit(code);
 }

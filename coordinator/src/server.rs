@@ -29,6 +29,7 @@ pub struct Running {
     /// The engine, for in-process callers.
     pub engine: EngineHandle,
     shutdown: CancellationToken,
+    store_stopped: CancellationToken,
     server: tokio::task::JoinHandle<Result<(), tonic::transport::Error>>,
     engine_task: tokio::task::JoinHandle<()>,
     writer_task: tokio::task::JoinHandle<()>,
@@ -76,6 +77,7 @@ pub async fn start_on(cfg: Config, store: Arc<dyn Store>, started: std::time::In
     };
     let metrics = Arc::new(Metrics::new());
     let (writer, writer_task) = spawn_writer_timed(store, 8192, Some(metrics.store_commit.clone()));
+    let store_stopped = writer.stopped();
     let mut ecfg = EngineConfig::from(&cfg);
     ecfg.identity = identity.clone();
     ecfg.metrics = metrics.clone();
@@ -175,10 +177,32 @@ pub async fn start_on(cfg: Config, store: Arc<dyn Store>, started: std::time::In
         }
     });
     info!(target: "fog::lifecycle", %addr, took_ms = started.elapsed().as_millis() as u64, "coordinator serving");
-    Ok(Running { addr, metrics_addr, engine, shutdown, server, engine_task, writer_task, grace: cfg.shutdown_grace })
+    Ok(Running {
+        addr,
+        metrics_addr,
+        engine,
+        shutdown,
+        store_stopped,
+        server,
+        engine_task,
+        writer_task,
+        grace: cfg.shutdown_grace,
+    })
 }
 
+/// Exit code of a coordinator whose store stopped accepting writes
+/// (EX_IOERR): its supervisor restarts it, which succeeds once the disk is fixed.
+pub const EXIT_STORE_FAILED: i32 = 74;
+
 impl Running {
+    /// Resolves when the store accepts no more writes (a failed log sync):
+    /// the caller stops the coordinator and exits [`EXIT_STORE_FAILED`],
+    /// rather than serve on without being able to write (what etcd and
+    /// PostgreSQL do too).
+    pub async fn store_failed(&self) {
+        self.store_stopped.cancelled().await
+    }
+
     /// Graceful stop: the engine closes sessions and watches and flushes; the
     /// server stops accepting and drains within the grace; the writer commits
     /// what is queued.

@@ -157,8 +157,8 @@ impl Inner {
         super::wal::check_size(&batch)?;
         let mut log = self.lock();
         if let Some(why) = &log.failed {
-            return Err(StoreError::Backend(format!(
-                "store stopped accepting writes after a log failure ({why}); restart the coordinator once the disk is fixed"
+            return Err(StoreError::Stopped(format!(
+                "a log write failed earlier ({why}); restart the coordinator once the disk is fixed"
             )));
         }
         // redb first: if the batch cannot be applied, nothing is logged.
@@ -178,8 +178,8 @@ impl Inner {
             // nothing more — the same stance etcd and PostgreSQL take.
             tracing::error!(error = %e, "store log append failed; refusing further writes");
             log.failed = Some(e.to_string());
-            return Err(StoreError::Backend(format!(
-                "{}: the last write may or may not be stored; the store accepts no more writes until the coordinator restarts",
+            return Err(StoreError::Stopped(format!(
+                "{}; the last write may or may not be stored; the coordinator stops and must be restarted once the disk is fixed",
                 io_error(&wal_path, e)
             )));
         }

@@ -105,6 +105,11 @@ pub enum StoreError {
     /// A fenced write by a replica that is no longer the leader; nothing was applied.
     #[error("write refused: {0}")]
     Fenced(String),
+    /// The store refuses every write from now on (a failed log sync leaves
+    /// the page cache's state unknown); the coordinator must stop, and is
+    /// restarted once the disk is fixed.
+    #[error("the store accepts no more writes: {0}")]
+    Stopped(String),
     /// A backend failure that fits none of the above.
     #[error("store backend error: {0}")]
     Backend(String),

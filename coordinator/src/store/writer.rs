@@ -99,6 +99,7 @@ pub struct WriterHandle {
     tx: mpsc::Sender<Job>,
     counters: Arc<Counters>,
     backend: &'static str,
+    stopped: tokio_util::sync::CancellationToken,
 }
 
 impl fmt::Debug for WriterHandle {
@@ -134,6 +135,12 @@ impl WriterHandle {
         rx.await.map_err(|_| WriterClosed)
     }
 
+    /// Cancelled once the store said it accepts no more writes
+    /// ([`StoreError::Stopped`]): the coordinator must stop.
+    pub fn stopped(&self) -> tokio_util::sync::CancellationToken {
+        self.stopped.clone()
+    }
+
     /// The writer's counters.
     pub fn stats(&self) -> WriterStats {
         let c = &self.counters;
@@ -166,9 +173,10 @@ pub fn spawn_writer_timed(
     let (tx, rx) = mpsc::channel(queue.max(1));
     let counters = Arc::new(Counters::default());
     let backend = store.backend();
+    let stopped = tokio_util::sync::CancellationToken::new();
     let span = tracing::info_span!("store_writer", backend);
-    let task = tokio::spawn(run(store, rx, counters.clone(), commit_time).instrument(span));
-    (WriterHandle { tx, counters, backend }, task)
+    let task = tokio::spawn(run(store, rx, counters.clone(), commit_time, stopped.clone()).instrument(span));
+    (WriterHandle { tx, counters, backend, stopped }, task)
 }
 
 async fn run(
@@ -176,6 +184,7 @@ async fn run(
     mut rx: mpsc::Receiver<Job>,
     counters: Arc<Counters>,
     commit_time: Option<prometheus_client::metrics::histogram::Histogram>,
+    stopped: tokio_util::sync::CancellationToken,
 ) {
     while let Some(first) = rx.recv().await {
         let mut size = first.batch.len();
@@ -207,6 +216,9 @@ async fn run(
                 Err(e) => {
                     counters.failed_commits.fetch_add(1, Ordering::Relaxed);
                     tracing::error!(error = %e, mutations = n, batches = jobs.len(), "commit failed");
+                    if matches!(**e, StoreError::Stopped(_)) {
+                        stopped.cancel();
+                    }
                 }
             }
             r
@@ -281,13 +293,17 @@ mod tests {
         }
     }
 
-    /// A store whose commits always fail.
-    struct Failing;
+    /// A store whose commits always fail (with `Stopped` if `.0`).
+    struct Failing(bool);
 
     #[async_trait::async_trait]
     impl Store for Failing {
         async fn commit(&self, _: Vec<Mutation>) -> Result<(), StoreError> {
-            Err(StoreError::Backend("disk on fire".into()))
+            if self.0 {
+                Err(StoreError::Stopped("log sync failed".into()))
+            } else {
+                Err(StoreError::Backend("disk on fire".into()))
+            }
         }
         async fn load(&self) -> Result<Snapshot, StoreError> {
             Err(StoreError::Closed)
@@ -354,7 +370,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_failing_store_passes_the_error_to_effects_and_keeps_going() {
-        let (w, _task) = spawn_writer(Arc::new(Failing), 8);
+        let (w, _task) = spawn_writer(Arc::new(Failing(false)), 8);
         let errors = Arc::new(Mutex::new(Vec::new()));
         for _ in 0..3 {
             let e = errors.clone();
@@ -366,6 +382,16 @@ mod tests {
         assert_eq!(errors.len(), 3);
         assert!(errors[0].contains("disk on fire"), "{}", errors[0]);
         assert!(w.stats().failed_commits >= 1);
+        assert!(!w.stopped().is_cancelled(), "a failed commit alone does not stop the coordinator");
+    }
+
+    #[tokio::test]
+    async fn a_store_that_stopped_accepting_writes_says_the_coordinator_must_stop() {
+        let (w, _task) = spawn_writer(Arc::new(Failing(true)), 8);
+        let stopped = w.stopped();
+        w.submit(vec![put("t")], Vec::new()).await.unwrap();
+        w.flush().await.unwrap();
+        assert!(stopped.is_cancelled());
     }
 
     #[tokio::test]
