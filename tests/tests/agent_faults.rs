@@ -401,8 +401,9 @@ async fn a_silent_partition_is_detected_within_the_grace_and_healing_it_adds_no_
     init_logs();
     let rounds = rounds(3);
     let heartbeat = Duration::from_millis(200);
-    // Suspect after 2 missed intervals, offline 3 intervals later.
-    let grace = 5 * heartbeat;
+    // Suspect 2 intervals after the last heartbeat, offline (the grace) 3
+    // intervals after it (`Fleet::start`).
+    let grace = 3 * heartbeat;
     let fleet = Fleet::start(heartbeat).await;
     let (victim, other) = (Fleet::node(0), Fleet::node(1));
     let mut acked = BTreeMap::new();
@@ -431,9 +432,10 @@ async fn a_silent_partition_is_detected_within_the_grace_and_healing_it_adds_no_
         let last = std::time::SystemTime::try_from(node.last_heartbeat.unwrap()).unwrap();
         let at = std::time::SystemTime::try_from(lost.attempts[0].finished_at.unwrap()).unwrap();
         let detected = at.duration_since(last).unwrap_or_default();
-        // The sweep runs every interval; one more interval of slack.
+        // The sweep runs every quarter interval; the slack is for a loaded
+        // 2-core machine delaying the engine, not for the detector.
         assert!(
-            detected <= grace + 2 * heartbeat,
+            detected <= grace + 4 * heartbeat,
             "detected {detected:?} after the last heartbeat; the configured grace is {grace:?}"
         );
         detections.push((detected.as_millis() as u64, paused.elapsed().as_millis() as u64));
