@@ -5,7 +5,7 @@
 use clap::Parser;
 use fog_core::liveness::LivenessConfig;
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 /// Exit code for bad configuration (EX_USAGE).
@@ -24,10 +24,19 @@ pub struct Flags {
     /// Where state is kept: `redb` (embedded, in --data-dir) or `etcd` (--etcd-endpoints).
     #[arg(long, env = "FOG_STORE", default_value = "redb", value_parser = ["redb", "etcd"])]
     pub store: String,
-    /// etcd client URLs, e.g. `http://10.0.0.1:2379,http://10.0.0.2:2379` (with `--store etcd`;
-    /// plain HTTP only for now).
+    /// etcd client URLs, e.g. `https://10.0.0.1:2379,https://10.0.0.2:2379` (with `--store etcd`;
+    /// `https://` needs --etcd-ca).
     #[arg(long, env = "FOG_ETCD_ENDPOINTS", value_delimiter = ',')]
     pub etcd_endpoints: Vec<String>,
+    /// PEM file of the CA that signed etcd's certificates (with https:// endpoints).
+    #[arg(long, env = "FOG_ETCD_CA")]
+    pub etcd_ca: Option<PathBuf>,
+    /// Client certificate (PEM) for an etcd that requires one (`--client-cert-auth`); with --etcd-key.
+    #[arg(long, env = "FOG_ETCD_CERT")]
+    pub etcd_cert: Option<PathBuf>,
+    /// The client certificate's private key (PEM).
+    #[arg(long, env = "FOG_ETCD_KEY")]
+    pub etcd_key: Option<PathBuf>,
     /// Key prefix of this cluster's records in etcd (clusters may share an etcd).
     #[arg(long, env = "FOG_ETCD_PREFIX", default_value = "/fogplane/")]
     pub etcd_prefix: String,
@@ -201,29 +210,71 @@ pub enum StoreChoice {
         endpoints: Vec<String>,
         /// Key prefix, ending in `/`.
         prefix: String,
+        /// TLS, with `https://` endpoints.
+        tls: Option<crate::store::EtcdTls>,
     },
+}
+
+/// The etcd settings from their flags (shared by the server and `admin
+/// create`): endpoints all `http://` or all `https://`; `https://` needs the
+/// CA; a client certificate needs its key. Files are read here, so a bad one
+/// is a configuration error naming its flag.
+pub fn etcd_settings(
+    endpoints: &[String],
+    prefix: &str,
+    ca: Option<&Path>,
+    cert: Option<&Path>,
+    key: Option<&Path>,
+) -> Result<StoreChoice, ConfigError> {
+    if endpoints.is_empty() {
+        return Err(ConfigError("--store etcd needs --etcd-endpoints (e.g. https://127.0.0.1:2379)".into()));
+    }
+    if let Some(bad) = endpoints.iter().find(|e| !e.starts_with("http://") && !e.starts_with("https://")) {
+        return Err(ConfigError(format!("--etcd-endpoints {bad:?}: expected http://host:port or https://host:port")));
+    }
+    let tls = endpoints.iter().any(|e| e.starts_with("https://"));
+    if tls && endpoints.iter().any(|e| e.starts_with("http://")) {
+        return Err(ConfigError("--etcd-endpoints mixes http:// and https://".into()));
+    }
+    if !prefix.starts_with('/') || !prefix.ends_with('/') || prefix.len() < 2 {
+        return Err(ConfigError(format!("--etcd-prefix {prefix:?}: must start and end with / (e.g. /fogplane/)")));
+    }
+    if cert.is_some() != key.is_some() {
+        return Err(ConfigError("--etcd-cert and --etcd-key go together".into()));
+    }
+    let read = |flag: &str, p: &Path| {
+        std::fs::read_to_string(p).map_err(|e| ConfigError(format!("{flag} {}: {e}", p.display())))
+    };
+    let tls = match (tls, ca) {
+        (false, None) if cert.is_none() => None,
+        (false, _) => return Err(ConfigError("--etcd-ca, --etcd-cert and --etcd-key need https:// endpoints".into())),
+        (true, None) => {
+            return Err(ConfigError(
+                "--etcd-endpoints use https://: give --etcd-ca, the CA that signed etcd's certificates".into(),
+            ));
+        }
+        (true, Some(ca)) => {
+            let identity = match (cert, key) {
+                (Some(c), Some(k)) => Some((read("--etcd-cert", c)?, read("--etcd-key", k)?)),
+                _ => None,
+            };
+            Some(crate::store::EtcdTls { ca_pem: read("--etcd-ca", ca)?, identity })
+        }
+    };
+    Ok(StoreChoice::Etcd { endpoints: endpoints.to_vec(), prefix: prefix.to_string(), tls })
 }
 
 fn store_choice(f: &Flags) -> Result<StoreChoice, ConfigError> {
     if f.store == "redb" {
         return Ok(StoreChoice::Redb);
     }
-    if f.etcd_endpoints.is_empty() {
-        return Err(ConfigError("--store etcd needs --etcd-endpoints (e.g. http://127.0.0.1:2379)".into()));
-    }
-    // TLS to etcd (and its client certificates) is not built yet: say so rather than fail later.
-    if let Some(bad) = f.etcd_endpoints.iter().find(|e| !e.starts_with("http://")) {
-        return Err(ConfigError(format!(
-            "--etcd-endpoints {bad:?}: expected http://host:port (TLS to etcd is not supported yet; keep etcd on a private network)"
-        )));
-    }
-    if !f.etcd_prefix.starts_with('/') || !f.etcd_prefix.ends_with('/') || f.etcd_prefix.len() < 2 {
-        return Err(ConfigError(format!(
-            "--etcd-prefix {:?}: must start and end with / (e.g. /fogplane/)",
-            f.etcd_prefix
-        )));
-    }
-    Ok(StoreChoice::Etcd { endpoints: f.etcd_endpoints.clone(), prefix: f.etcd_prefix.clone() })
+    etcd_settings(
+        &f.etcd_endpoints,
+        &f.etcd_prefix,
+        f.etcd_ca.as_deref(),
+        f.etcd_cert.as_deref(),
+        f.etcd_key.as_deref(),
+    )
 }
 
 /// mTLS and identity settings.

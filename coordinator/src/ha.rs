@@ -329,11 +329,11 @@ async fn standby(cfg: &Config, store: &EtcdStore, prefix: &str, stop: Cancellati
 /// Runs one replica until SIGINT/SIGTERM (`signal`): standby, then leader.
 /// Returns the process exit code.
 pub async fn run(cfg: Config, signal: impl std::future::Future<Output = ()>) -> i32 {
-    let crate::config::StoreChoice::Etcd { endpoints, prefix } = cfg.store.clone() else {
+    let crate::config::StoreChoice::Etcd { endpoints, prefix, tls } = cfg.store.clone() else {
         tracing::error!("--ha needs --store etcd");
         return crate::config::EXIT_CONFIG;
     };
-    let store = match EtcdStore::connect(&endpoints, &prefix).await {
+    let store = match EtcdStore::connect(&endpoints, &prefix, tls.as_ref()).await {
         Ok(s) => s,
         Err(e) => {
             tracing::error!(error = %e, "cannot reach etcd");

@@ -42,6 +42,15 @@ enum AdminCommand {
         /// Key prefix of the cluster's records in etcd.
         #[arg(long, env = "FOG_ETCD_PREFIX", default_value = "/fogplane/")]
         etcd_prefix: String,
+        /// PEM file of the CA that signed etcd's certificates (with https:// endpoints).
+        #[arg(long, env = "FOG_ETCD_CA")]
+        etcd_ca: Option<std::path::PathBuf>,
+        /// Client certificate (PEM) for an etcd that requires one; with --etcd-key.
+        #[arg(long, env = "FOG_ETCD_CERT")]
+        etcd_cert: Option<std::path::PathBuf>,
+        /// The client certificate's private key (PEM).
+        #[arg(long, env = "FOG_ETCD_KEY")]
+        etcd_key: Option<std::path::PathBuf>,
     },
 }
 
@@ -63,17 +72,29 @@ fn admin(args: Vec<String>) -> i32 {
         store,
         etcd_endpoints,
         etcd_prefix,
+        etcd_ca,
+        etcd_cert,
+        etcd_key,
     } = cli.command;
-    if store == "etcd" && etcd_endpoints.is_empty() {
-        eprintln!("fog-coordinator admin create: --store etcd needs --etcd-endpoints");
-        return EXIT_CONFIG;
-    }
-    if let Some(bad) = etcd_endpoints.iter().find(|e| !e.starts_with("http://")) {
-        eprintln!(
-            "fog-coordinator admin create: --etcd-endpoints {bad:?}: expected http://host:port (TLS to etcd is not supported yet)"
+    let etcd = if store == "etcd" {
+        let settings = fog_coordinator::config::etcd_settings(
+            &etcd_endpoints,
+            &etcd_prefix,
+            etcd_ca.as_deref(),
+            etcd_cert.as_deref(),
+            etcd_key.as_deref(),
         );
-        return EXIT_CONFIG;
-    }
+        match settings {
+            Ok(fog_coordinator::config::StoreChoice::Etcd { tls, .. }) => tls,
+            Ok(_) => None,
+            Err(e) => {
+                eprintln!("fog-coordinator admin create: {}", e.0);
+                return EXIT_CONFIG;
+            }
+        }
+    } else {
+        None
+    };
     let Some(role) = fog_coordinator::auth::Role::parse(&role) else {
         eprintln!("fog-coordinator admin create: --role must be admin, operator or viewer");
         return EXIT_CONFIG;
@@ -97,7 +118,7 @@ fn admin(args: Vec<String>) -> i32 {
     let created = rt.block_on(async {
         use fog_coordinator::auth::bootstrap;
         if store == "etcd" {
-            let s = fog_coordinator::store::EtcdStore::connect(&etcd_endpoints, &etcd_prefix).await?;
+            let s = fog_coordinator::store::EtcdStore::connect(&etcd_endpoints, &etcd_prefix, etcd.as_ref()).await?;
             bootstrap::create_user_in(&s, &username, &password, role).await
         } else {
             bootstrap::create_user(&data_dir, &username, &password, role).await

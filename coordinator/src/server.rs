@@ -41,8 +41,8 @@ pub async fn start(cfg: Config) -> anyhow::Result<Running> {
     let started = std::time::Instant::now();
     let store: Arc<dyn Store> = match &cfg.store {
         crate::config::StoreChoice::Redb => Arc::new(RedbStore::open(&cfg.data_dir)?),
-        crate::config::StoreChoice::Etcd { endpoints, prefix } => {
-            Arc::new(crate::store::EtcdStore::connect(endpoints, prefix).await?)
+        crate::config::StoreChoice::Etcd { endpoints, prefix, tls } => {
+            Arc::new(crate::store::EtcdStore::connect(endpoints, prefix, tls.as_ref()).await?)
         }
     };
     start_on(cfg, store, started).await

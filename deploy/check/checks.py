@@ -385,7 +385,9 @@ def check_helm(chart: str) -> None:
             ({**nogw, "tracing": {"otlpEndpoint": "otel:4317"}}, "must be an http:// or https:// URL"),
             ({**nogw, "store": {"backend": "postgres"}}, "store.backend must be redb or etcd"),
             ({**nogw, "store": {"backend": "etcd"}}, "needs store.etcd.endpoints"),
-            ({**nogw, "store": {"backend": "etcd", "etcd": {"endpoints": ["https://etcd:2379"]}}}, "no TLS for etcd"),
+            ({**nogw, "store": {"backend": "etcd", "etcd": {"endpoints": ["https://etcd:2379"]}}}, "needs store.etcd.tlsSecret"),
+            ({**nogw, "store": {"backend": "etcd", "etcd": {"endpoints": ["http://etcd:2379"], "tlsSecret": "s"}}},
+             "tlsSecret needs https://"),
             ({**nogw, "store": {"backend": "etcd", "etcd": {"endpoints": ["etcd:2379"]}}}, "expected http://host:port"),
             ({**nogw, "store": {"backend": "etcd", "etcd": {"endpoints": ["http://etcd:2379"], "prefix": "/fog"}}},
              "must start and end with /"),
@@ -487,6 +489,9 @@ def check_store(vf: str, values: dict, objs: list[dict]) -> None:
         e = etcd.get("endpoints") or []
         want |= {"FOG_ETCD_ENDPOINTS": e if isinstance(e, str) else ",".join(e),
                  "FOG_ETCD_PREFIX": etcd.get("prefix", "/fogplane/")}
+        if etcd.get("tlsSecret"):
+            want |= {"FOG_ETCD_CA": "/etc/fogplane/etcd/ca.crt", "FOG_ETCD_CERT": "/etc/fogplane/etcd/tls.crt",
+                     "FOG_ETCD_KEY": "/etc/fogplane/etcd/tls.key"}
     sts = [o for o in objs if o["kind"] == "StatefulSet"]
     if len(sts) != 1:
         fail(f"{vf}: {len(sts)} StatefulSets, expected the coordinator's")
@@ -500,6 +505,13 @@ def check_store(vf: str, values: dict, objs: list[dict]) -> None:
         got = {k: v for k, v in env.items() if k.startswith(("FOG_STORE", "FOG_ETCD_"))}
         if got != want:
             fail(f"{vf}: {name}: store settings {got}, expected {want}")
+        mounts = {m["mountPath"]: m["name"] for m in ctrs.get(name, {}).get("volumeMounts") or []}
+        if etcd.get("tlsSecret") and mounts.get("/etc/fogplane/etcd") != "etcd-tls":
+            fail(f"{vf}: {name}: the etcd client certificate is not mounted at /etc/fogplane/etcd")
+    if etcd.get("tlsSecret"):
+        secrets = [v.get("secret", {}).get("secretName") for v in pod.get("volumes") or [] if v["name"] == "etcd-tls"]
+        if secrets != [etcd["tlsSecret"]]:
+            fail(f"{vf}: the etcd-tls volume must come from Secret {etcd['tlsSecret']}, got {secrets}")
     claims = [c["metadata"]["name"] for c in spec.get("volumeClaimTemplates") or []]
     data = [v for v in pod.get("volumes") or [] if v["name"] == "data"]
     if backend == "redb" and (claims != ["data"] or data):

@@ -457,18 +457,16 @@ PYEOF
 grep -q 'won the election' "$T/coordinator3.log" || die "the coordinator (FOG_HA=true) did not log its election"
 ok "with coordinator.env's HA lines on (FOG_HA, FOG_ADVERTISE_URL, FOG_LEADER_LEASE) the coordinator leads; SIGTERM resigns (exit 0)"
 ok "after a restart the coordinator on etcd still has task $TASK3 and node smoke-3 reconnects; $keys keys under $PREFIX"
-# https:// etcd endpoints: refused at start as a configuration error (exit
-# 64, no TLS to etcd yet); the guide and the chart say so, marked below. If
-# that changes, they must too.
-marker='<!-- limit: etcd-no-tls -->'
+# https:// etcd endpoints need FOG_ETCD_CA (TLS to etcd itself is tested in
+# tests/tests/etcd_store.rs against an etcd with client certificates): without
+# it the start is refused as a configuration error naming the setting.
 status=0
 fog-coordinator --store etcd --etcd-endpoints "https://127.0.0.1:$P_ETCD" --data-dir "$T/data-https" \
   --listen "127.0.0.1:$P_COORD" >"$T/etcd-https.log" 2>&1 || status=$?
-if [ "$status" = 64 ] && grep -q 'expected http://host:port (TLS to etcd is not supported yet' "$T/etcd-https.log"; then
-  grep -qF "$marker" docs/OPERATIONS.md || die "https:// etcd endpoints are refused, and docs/OPERATIONS.md does not say so ($marker)"
-  echo "  known limit  https:// etcd endpoints are refused at start (exit 64, no TLS to etcd yet), as docs/OPERATIONS.md and the chart say"
+if [ "$status" = 64 ] && grep -q 'give --etcd-ca' "$T/etcd-https.log"; then
+  ok "https:// etcd endpoints without --etcd-ca are refused at start (exit 64, naming the setting)"
 else
-  die "https:// etcd endpoints are no longer refused as before (exit $status: $(tail -n 1 "$T/etcd-https.log")): update docs/OPERATIONS.md ($marker), the chart's store.etcd.endpoints check and coordinator.env"
+  die "https:// etcd endpoints without --etcd-ca: expected exit 64 naming --etcd-ca, got $status: $(tail -n 1 "$T/etcd-https.log")"
 fi
 for p in "$AGENT3_PID" "$COORD_PID"; do
   kill -TERM "$p"

@@ -97,8 +97,9 @@ pub async fn create_admin(dir: &std::path::Path) {
 async fn create_admin_for(cfg: &Config) {
     match &cfg.store {
         fog_coordinator::config::StoreChoice::Redb => create_admin(&cfg.data_dir).await,
-        fog_coordinator::config::StoreChoice::Etcd { endpoints, prefix } => {
-            let store = fog_coordinator::store::EtcdStore::connect(endpoints, prefix).await.expect("etcd");
+        fog_coordinator::config::StoreChoice::Etcd { endpoints, prefix, tls } => {
+            let store =
+                fog_coordinator::store::EtcdStore::connect(endpoints, prefix, tls.as_ref()).await.expect("etcd");
             fog_coordinator::auth::bootstrap::create_user_in(&store, "admin", ADMIN_PASSWORD, Role::Admin)
                 .await
                 .expect("admin created");

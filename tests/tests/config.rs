@@ -46,6 +46,28 @@ fn bad_settings_exit_64_with_a_clear_message_and_bind_nothing() {
     assert_eq!(code, Some(64), "{err}");
     assert!(err.contains("--listen"), "{err}");
 
+    // etcd: https:// needs the CA; TLS files need https://; a certificate needs its key.
+    let etcd = |extra: &[&str]| {
+        let mut args = vec!["--insecure-dev", "--listen", &listen, "--data-dir", data, "--store", "etcd"];
+        args.extend_from_slice(extra);
+        run(&args)
+    };
+    let (code, err) = etcd(&["--etcd-endpoints", "https://127.0.0.1:1"]);
+    assert_eq!(code, Some(64), "{err}");
+    assert!(err.contains("--etcd-ca"), "{err}");
+    let (code, err) = etcd(&["--etcd-endpoints", "http://127.0.0.1:1", "--etcd-ca", "/etc/hostname"]);
+    assert_eq!(code, Some(64), "{err}");
+    assert!(err.contains("need https://"), "{err}");
+    let (code, err) = etcd(&["--etcd-endpoints", "https://127.0.0.1:1,http://127.0.0.1:2", "--etcd-ca", "/x"]);
+    assert_eq!(code, Some(64), "{err}");
+    assert!(err.contains("mixes"), "{err}");
+    let (code, err) = etcd(&["--etcd-endpoints", "https://127.0.0.1:1", "--etcd-ca", "/x", "--etcd-cert", "/y"]);
+    assert_eq!(code, Some(64), "{err}");
+    assert!(err.contains("--etcd-key"), "{err}");
+    let (code, err) = etcd(&["--etcd-endpoints", "https://127.0.0.1:1", "--etcd-ca", "/nonexistent/ca.pem"]);
+    assert_eq!(code, Some(64), "{err}");
+    assert!(err.contains("--etcd-ca /nonexistent/ca.pem"), "names the flag and the file: {err}");
+
     // Nothing was bound or written while refusing.
     assert!(std::net::TcpListener::bind(&listen).is_ok(), "port still free");
     assert!(!std::path::Path::new(data).exists(), "no store created");

@@ -31,7 +31,7 @@ struct Replicas {
 
 impl Replicas {
     async fn start(etcd: &EtcdCluster, n: usize) -> Replicas {
-        let store = fog_coordinator::store::EtcdStore::connect(&etcd.endpoints(), PREFIX).await.unwrap();
+        let store = fog_coordinator::store::EtcdStore::connect(&etcd.endpoints(), PREFIX, None).await.unwrap();
         fog_coordinator::auth::bootstrap::create_user_in(&store, "admin", ADMIN_PASSWORD, Role::Admin).await.unwrap();
         let endpoints = etcd.endpoints().join(",");
         let mut procs = Vec::new();
@@ -257,7 +257,8 @@ async fn a_paused_leader_is_deposed_its_writes_are_refused_and_it_steps_down() {
 fn tls_replica(etcd: &EtcdCluster, port: u16, dir: &std::path::Path) -> tokio::task::JoinHandle<i32> {
     let mut cfg = fog_coordinator::config::Config::for_tls_tests(dir.to_path_buf());
     cfg.listen = format!("127.0.0.1:{port}").parse().unwrap();
-    cfg.store = fog_coordinator::config::StoreChoice::Etcd { endpoints: etcd.endpoints(), prefix: PREFIX.into() };
+    cfg.store =
+        fog_coordinator::config::StoreChoice::Etcd { endpoints: etcd.endpoints(), prefix: PREFIX.into(), tls: None };
     cfg.ha = true;
     cfg.advertise_url = format!("https://127.0.0.1:{port}");
     tokio::spawn(fog_coordinator::ha::run(cfg, std::future::pending()))
@@ -268,7 +269,7 @@ async fn over_mtls_a_standby_forwards_calls_to_the_leader_it_verifies() {
     let _serial = SERIAL.lock().await;
     init_logs();
     let etcd = EtcdCluster::start(1).await;
-    let store = fog_coordinator::store::EtcdStore::connect(&etcd.endpoints(), PREFIX).await.unwrap();
+    let store = fog_coordinator::store::EtcdStore::connect(&etcd.endpoints(), PREFIX, None).await.unwrap();
     fog_coordinator::auth::bootstrap::create_user_in(&store, "admin", ADMIN_PASSWORD, Role::Admin).await.unwrap();
     let dirs = [tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap()];
     let ports = [free_port(), free_port()];

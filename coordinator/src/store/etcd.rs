@@ -15,6 +15,8 @@
 //!   creation revision: once another replica holds the leadership, this one's
 //!   writes fail with [`StoreError::Fenced`] and change nothing.
 //! - `load` reads the whole prefix at one revision, in pages.
+//! - TLS ([`EtcdTls`]): `https://` endpoints, etcd's CA, and a client
+//!   certificate when etcd asks for one (`--client-cert-auth`).
 
 use super::{Mutation, Snapshot, Store, StoreError};
 use etcd_client::{Client, Compare, CompareOp, GetOptions, Txn, TxnOp};
@@ -29,6 +31,24 @@ pub struct Fence {
     pub key: Vec<u8>,
     /// Its creation revision when this replica won.
     pub create_revision: i64,
+}
+
+/// TLS to etcd: the CA that signed etcd's serving certificates (the system
+/// roots are not used: etcd clusters run their own CA), and a client
+/// certificate and key (PEM) when etcd requires one.
+#[derive(Clone, PartialEq, Eq)]
+pub struct EtcdTls {
+    /// The CA certificate(s), PEM.
+    pub ca_pem: String,
+    /// Client certificate and key, PEM.
+    pub identity: Option<(String, String)>,
+}
+
+impl std::fmt::Debug for EtcdTls {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Never the key.
+        f.debug_struct("EtcdTls").field("client_certificate", &self.identity.is_some()).finish_non_exhaustive()
+    }
 }
 
 /// Tasks, nodes and metadata in etcd.
@@ -54,17 +74,24 @@ fn backend(e: etcd_client::Error) -> StoreError {
 }
 
 impl EtcdStore {
-    /// Connects to etcd at `endpoints` (e.g. `http://127.0.0.1:2379`); every
-    /// key lives under `prefix` (e.g. `/fogplane/`), so clusters can share an
-    /// etcd. Checks that etcd answers.
-    pub async fn connect(endpoints: &[String], prefix: &str) -> Result<EtcdStore, StoreError> {
+    /// Connects to etcd at `endpoints` (e.g. `http://127.0.0.1:2379`, or
+    /// `https://` with `tls`); every key lives under `prefix` (e.g.
+    /// `/fogplane/`), so clusters can share an etcd. Checks that etcd answers.
+    pub async fn connect(endpoints: &[String], prefix: &str, tls: Option<&EtcdTls>) -> Result<EtcdStore, StoreError> {
         if endpoints.is_empty() {
             return Err(StoreError::Invalid("no etcd endpoints".into()));
         }
-        let options = etcd_client::ConnectOptions::new()
+        let mut options = etcd_client::ConnectOptions::new()
             .with_connect_timeout(std::time::Duration::from_secs(5))
             .with_timeout(std::time::Duration::from_secs(10))
             .with_keep_alive(std::time::Duration::from_secs(10), std::time::Duration::from_secs(5));
+        if let Some(tls) = tls {
+            let mut t = etcd_client::TlsOptions::new().ca_certificate(etcd_client::Certificate::from_pem(&tls.ca_pem));
+            if let Some((cert, key)) = &tls.identity {
+                t = t.identity(etcd_client::Identity::from_pem(cert, key));
+            }
+            options = options.with_tls(t);
+        }
         let mut client = Client::connect(endpoints, Some(options)).await.map_err(backend)?;
         // Connecting is lazy; a read proves there is a cluster with a leader.
         client.get(prefix, Some(GetOptions::new().with_count_only())).await.map_err(backend)?;

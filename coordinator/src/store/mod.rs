@@ -15,7 +15,7 @@ pub mod wal;
 pub mod writer;
 
 pub use embedded::{FILE_NAME, RedbStore};
-pub use etcd::{EtcdStore, Fence};
+pub use etcd::{EtcdStore, EtcdTls, Fence};
 pub use writer::{
     Effect, Pending, TrySubmitError, WriterClosed, WriterHandle, WriterStats, spawn_writer, spawn_writer_timed,
 };

@@ -110,6 +110,23 @@ agents' address list: every replica, comma-separated. */}}
   value: {{ include "fogplane.etcdEndpoints" . | quote }}
 - name: FOG_ETCD_PREFIX
   value: {{ .Values.store.etcd.prefix | quote }}
+{{- if .Values.store.etcd.tlsSecret }}
+- name: FOG_ETCD_CA
+  value: /etc/fogplane/etcd/ca.crt
+- name: FOG_ETCD_CERT
+  value: /etc/fogplane/etcd/tls.crt
+- name: FOG_ETCD_KEY
+  value: /etc/fogplane/etcd/tls.key
+{{- end }}
+{{- end }}
+{{- end -}}
+
+{{/* With store.etcd.tlsSecret: where the coordinator and its init container read it. */}}
+{{- define "fogplane.etcdTlsMount" -}}
+{{- if and (eq .Values.store.backend "etcd") .Values.store.etcd.tlsSecret }}
+- name: etcd-tls
+  mountPath: /etc/fogplane/etcd
+  readOnly: true
 {{- end }}
 {{- end -}}
 
@@ -133,11 +150,18 @@ agents' address list: every replica, comma-separated. */}}
 {{- if not $endpoints -}}
 {{- fail "store.backend=etcd needs store.etcd.endpoints (etcd client URLs, e.g. http://etcd-0.etcd.db.svc:2379)" -}}
 {{- end -}}
+{{- $tls := .Values.store.etcd.tlsSecret -}}
 {{- range $endpoints -}}
 {{- if hasPrefix "https://" . -}}
-{{- fail (printf "store.etcd.endpoints: %s: this build of fog-coordinator has no TLS for etcd (it refuses https:// at start); use http:// on a network only the coordinator reaches" .) -}}
-{{- else if not (hasPrefix "http://" .) -}}
-{{- fail (printf "store.etcd.endpoints: %s: expected http://host:port" .) -}}
+{{- if not $tls -}}
+{{- fail (printf "store.etcd.endpoints: %s: https:// needs store.etcd.tlsSecret (a Secret with ca.crt, tls.crt and tls.key)" .) -}}
+{{- end -}}
+{{- else if hasPrefix "http://" . -}}
+{{- if $tls -}}
+{{- fail (printf "store.etcd.endpoints: %s: store.etcd.tlsSecret needs https:// endpoints" .) -}}
+{{- end -}}
+{{- else -}}
+{{- fail (printf "store.etcd.endpoints: %s: expected http://host:port or https://host:port" .) -}}
 {{- end -}}
 {{- end -}}
 {{- $prefix := .Values.store.etcd.prefix | toString -}}
