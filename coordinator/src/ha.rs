@@ -169,12 +169,14 @@ pub const FORWARDED_BY: &str = "fog-forwarded-by";
 /// Response header on a forwarded call: the leader that answered it.
 pub const FORWARDED_TO: &str = "fog-forwarded-to";
 
-/// A standby's way to the leader: the leader's URL, looked up in the election
-/// for every call (one etcd read on loopback or a LAN), and channels to it,
-/// reopened when the leader changes.
+/// A standby's way to the leader: the leader's URL, followed with etcd's
+/// election Observe ([`follow_leader`]), and channels to it, reopened when
+/// the leader changes.
 struct LeaderLink {
     store: EtcdStore,
     prefix: String,
+    /// The leader as last observed (None until the first answer).
+    leader: tokio::sync::watch::Receiver<Option<String>>,
     /// mTLS: the cluster CA (to check the leader's certificate) and this
     /// replica's client identity (for node sessions only: the leader refuses
     /// user calls that carry a client certificate).
@@ -194,9 +196,12 @@ struct Link {
 
 impl LeaderLink {
     async fn link(&self) -> Result<Link, tonic::Status> {
-        let url = leader(&self.store, &self.prefix)
-            .await
-            .ok_or_else(|| tonic::Status::unavailable("no leader is elected right now; retry shortly"))?;
+        let observed = self.leader.borrow().clone();
+        let url = match observed {
+            Some(url) => Some(url),
+            None => leader(&self.store, &self.prefix).await,
+        }
+        .ok_or_else(|| tonic::Status::unavailable("no leader is elected right now; retry shortly"))?;
         let mut current = self.current.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         if let Some(link) = current.as_ref().filter(|l| l.url == url) {
             return Ok(link.clone());
@@ -289,6 +294,46 @@ impl LeaderLink {
     }
 }
 
+/// Keeps `tx` at the election's current leader until `stop`: reads it, then
+/// follows etcd's Observe stream (the election's leader changes). The
+/// client does not resume a stream that ends or fails (an etcd member
+/// dying, a compacted watch): then it reads the leader again and observes
+/// anew, so nothing between the two is missed.
+async fn follow_leader(
+    store: EtcdStore,
+    prefix: String,
+    tx: tokio::sync::watch::Sender<Option<String>>,
+    stop: CancellationToken,
+) {
+    loop {
+        tx.send_replace(leader(&store, &prefix).await);
+        let mut client = store.client().clone();
+        match client.observe(election(&prefix)).await {
+            Ok(mut stream) => loop {
+                tokio::select! {
+                    _ = stop.cancelled() => return,
+                    msg = stream.message() => match msg {
+                        Ok(Some(r)) => {
+                            let url = r.kv().map(|kv| String::from_utf8_lossy(kv.value()).into_owned());
+                            tx.send_replace(url);
+                        }
+                        Ok(None) => break,
+                        Err(e) => {
+                            warn!(error = %e, "observing the election failed; reading the leader again");
+                            break;
+                        }
+                    },
+                }
+            },
+            Err(e) => warn!(error = %e, "cannot observe the election; retrying"),
+        }
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            _ = tokio::time::sleep(Duration::from_millis(200)) => {}
+        }
+    }
+}
+
 /// Serves as a standby until `stop`: every call, node sessions included, is
 /// forwarded to the leader. With mTLS, only once the cluster CA exists.
 async fn standby(cfg: &Config, store: &EtcdStore, prefix: &str, stop: CancellationToken) -> anyhow::Result<()> {
@@ -307,9 +352,12 @@ async fn standby(cfg: &Config, store: &EtcdStore, prefix: &str, stop: Cancellati
             }
         }
     }
+    let (leader_tx, leader_rx) = tokio::sync::watch::channel(None);
+    tokio::spawn(follow_leader(store.clone(), prefix.to_string(), leader_tx, stop.clone()));
     let link = Arc::new(LeaderLink {
         store: store.clone(),
         prefix: prefix.to_string(),
+        leader: leader_rx,
         tls,
         current: std::sync::Mutex::new(None),
     });
