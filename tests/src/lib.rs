@@ -46,6 +46,26 @@ where
     }
 }
 
+/// Waits (up to `within`) until task `id` has ended, and checks the
+/// fault suites' invariant: it succeeded, with exactly one successful
+/// attempt, which is the accepted one (no two runs accepted).
+pub async fn succeeded_once(tasks: &TaskServiceClient<Authed>, id: &str, within: Duration) -> pb::Task {
+    let t = eventually(&format!("task {id} ended"), within, || {
+        let mut tasks = tasks.clone();
+        let req = pb::GetTaskRequest { task_id: id.to_string() };
+        async move {
+            let t = tasks.get_task(req).await.ok()?.into_inner().task?;
+            (t.state >= pb::TaskState::Succeeded as i32).then_some(t)
+        }
+    })
+    .await;
+    assert_eq!(t.state, pb::TaskState::Succeeded as i32, "{id} succeeded: {t:?}");
+    let wins: Vec<u64> =
+        t.attempts.iter().filter(|a| a.state == pb::AttemptState::Succeeded as i32).map(|a| a.attempt).collect();
+    assert_eq!(wins, [t.accepted_attempt], "{id} has one successful attempt, the accepted one: {:?}", t.attempts);
+    t
+}
+
 /// The fields named by an `INVALID_ARGUMENT` status's `google.rpc.BadRequest` (panics on another code).
 pub fn field_violations(s: &tonic::Status) -> Vec<String> {
     use tonic_types::StatusExt;

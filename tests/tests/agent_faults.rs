@@ -170,15 +170,7 @@ fn read_journal(path: &Path) -> BTreeMap<(String, u64), (u32, u32)> {
 async fn check_history(fleet: &Fleet, acked: &BTreeMap<String, String>) -> Vec<pb::Task> {
     let mut done = Vec::new();
     for (marker, id) in acked {
-        let t = eventually(&format!("task {id} ({marker}) ended"), Duration::from_secs(60), || async {
-            let t = fleet.coord.tasks().get_task(pb::GetTaskRequest { task_id: id.clone() }).await.ok()?.into_inner();
-            t.task.filter(|t| t.state >= pb::TaskState::Succeeded as i32)
-        })
-        .await;
-        assert_eq!(t.state, pb::TaskState::Succeeded as i32, "{marker}: {t:?}");
-        let wins: Vec<_> = t.attempts.iter().filter(|a| a.state == pb::AttemptState::Succeeded as i32).collect();
-        assert_eq!(wins.len(), 1, "{id} has exactly one successful attempt: {:?}", t.attempts);
-        assert_eq!(t.accepted_attempt, wins[0].attempt);
+        let t = succeeded_once(&fleet.coord.tasks(), id, Duration::from_secs(60)).await;
         let out = String::from_utf8_lossy(&t.output.as_ref().expect("output").stdout).to_string();
         assert_eq!(out, format!("{marker} {}\n", t.accepted_attempt), "{id}: the accepted output is its own");
         done.push(t);

@@ -120,18 +120,8 @@ async fn coordinator_sigkill_rounds_under_load_lose_nothing_and_run_nothing_twic
         .total_matching;
     assert_eq!(total, by_request.len() as u64, "the store holds one task per request id: none lost, none twice");
     for (rid, id) in &by_request {
-        let t = eventually(&format!("task {id} ({rid}) succeeded"), Duration::from_secs(60), || {
-            let mut tasks = tasks.clone();
-            let id = id.clone();
-            async move {
-                let t = tasks.get_task(pb::GetTaskRequest { task_id: id }).await.ok()?.into_inner().task?;
-                (t.state == pb::TaskState::Succeeded as i32).then_some(t)
-            }
-        })
-        .await;
-        let wins = t.attempts.iter().filter(|a| a.state == pb::AttemptState::Succeeded as i32).count();
-        assert_eq!(wins, 1, "{id} succeeded exactly once: {:?}", t.attempts);
-        assert_eq!(t.output.unwrap().stdout, rid.as_bytes(), "{id} ran its own work");
+        let t = succeeded_once(&tasks, id, Duration::from_secs(60)).await;
+        assert_eq!(t.output.unwrap().stdout, rid.as_bytes(), "{id} ({rid}) ran its own work");
     }
     back_in.sort_unstable();
     eprintln!(

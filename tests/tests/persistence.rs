@@ -42,19 +42,7 @@ async fn acknowledged_tasks_survive_sigkill_and_none_completes_twice() {
     connect(&url).await;
 
     for id in &acked {
-        let t =
-            eventually(&format!("task {id} finished after the restart"), std::time::Duration::from_secs(60), || {
-                let mut tasks = tasks.clone();
-                let id = id.clone();
-                async move {
-                    let t = tasks.get_task(pb::GetTaskRequest { task_id: id }).await.ok()?.into_inner().task?;
-                    (t.state == pb::TaskState::Succeeded as i32).then_some(t)
-                }
-            })
-            .await;
-        let wins = t.attempts.iter().filter(|a| a.state == pb::AttemptState::Succeeded as i32).count();
-        assert_eq!(wins, 1, "task {id} completed exactly once: {:?}", t.attempts);
-        assert_ne!(t.accepted_attempt, 0);
+        succeeded_once(&tasks, id, std::time::Duration::from_secs(60)).await;
     }
     let listed =
         tasks.list_tasks(pb::ListTasksRequest { page_size: 1000, ..Default::default() }).await.unwrap().into_inner();
