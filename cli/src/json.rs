@@ -104,6 +104,7 @@ impl ToJson for Node {
             "last_heartbeat": timestamp(self.last_heartbeat.as_ref()),
             "registered_at": timestamp(self.registered_at.as_ref()),
             "agent_version": self.agent_version,
+            "session_replica": self.session_replica,
         })
     }
 }

@@ -389,6 +389,8 @@ pub fn node_pb(e: &NodeEntry, now: Millis) -> pb::Node {
         memory_usage: e.live.memory_usage,
         power_mode: power_mode_pb(e.live.power_mode) as i32,
         state_unwritable: e.live.state_unwritable,
+        // Filled in by the fleet API from the session directory (several replicas).
+        session_replica: String::new(),
         battery_percent: e.live.battery_percent.map_or(-1, i32::from),
         charging: e.live.charging,
         temperature_celsius: e.live.temperature_c.unwrap_or(-1000.0),

@@ -51,6 +51,27 @@ pub async fn start(cfg: Config) -> anyhow::Result<Running> {
 /// Restores state from an open `store`, binds the port and serves
 /// (`started`: when opening began, for the lifecycle log).
 pub async fn start_on(cfg: Config, store: Arc<dyn Store>, started: std::time::Instant) -> anyhow::Result<Running> {
+    start_replica(cfg, store, started, None).await
+}
+
+/// What a leader of several replicas (`--ha`) has beside a single
+/// coordinator: the record of the sessions it holds itself, and the
+/// directory of which replica holds each node's session.
+#[derive(Debug, Clone)]
+pub struct Replica {
+    /// Sessions this replica holds, recorded under its own lease.
+    pub owners: Arc<crate::ha::sessions::SessionOwners>,
+    /// Every replica's records, followed with an etcd watch.
+    pub directory: Arc<crate::ha::sessions::SessionDirectory>,
+}
+
+/// [`start_on`], as the leader of several replicas when `replica` is given.
+pub async fn start_replica(
+    cfg: Config,
+    store: Arc<dyn Store>,
+    started: std::time::Instant,
+    replica: Option<Replica>,
+) -> anyhow::Result<Running> {
     if cfg.tls.is_none() {
         warn!(
             "INSECURE DEV MODE: plaintext gRPC, node identity taken from hello messages; never use this in production"
@@ -137,13 +158,18 @@ pub async fn start_on(cfg: Config, store: Arc<dyn Store>, started: std::time::In
             AuthServiceServer::new(AuthApi::new(engine.clone(), limits.clone())).max_decoding_message_size(16 * kib),
         )
         .add_service(
-            NodeServiceServer::new(NodeApi::new(engine.clone(), session_queue, identity.clone(), &cfg.auth.limits))
-                .max_decoding_message_size(1024 * kib),
+            NodeServiceServer::new(
+                NodeApi::new(engine.clone(), session_queue, identity.clone(), &cfg.auth.limits)
+                    .with_owners(replica.as_ref().map(|r| r.owners.clone())),
+            )
+            .max_decoding_message_size(1024 * kib),
         )
         .add_service(TaskServiceServer::new(TaskApi::new(engine.clone())).max_decoding_message_size(256 * kib))
         .add_service(
-            FleetServiceServer::new(FleetApi::new(engine.clone(), identity.clone()))
-                .max_decoding_message_size(64 * kib),
+            FleetServiceServer::new(
+                FleetApi::new(engine.clone(), identity.clone()).with_directory(replica.map(|r| r.directory)),
+            )
+            .max_decoding_message_size(64 * kib),
         )
         .add_service(TopologyServiceServer::new(TopologyApi::new(engine.clone())).max_decoding_message_size(16 * kib))
         .add_service(SystemServiceServer::new(SystemApi::new(engine.clone())).max_decoding_message_size(4 * kib));

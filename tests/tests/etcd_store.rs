@@ -115,3 +115,85 @@ async fn over_tls_etcd_takes_a_client_certificate_and_refuses_a_client_without_o
     let back = c.task(&t.id).await;
     assert_eq!(back.output.unwrap().stdout, b"kept in etcd over TLS");
 }
+
+/// Session ownership records: each replica writes the sessions it holds
+/// under its own lease; a release never deletes another replica's newer
+/// record; a replica whose lease is revoked under it writes everything again
+/// under a new one; closing revokes. The leader's directory follows it all.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn session_owners_record_under_their_own_lease_and_the_directory_follows() {
+    use fog_coordinator::ha::sessions::{SessionDirectory, SessionOwners};
+    use std::collections::BTreeMap;
+    use std::time::Duration;
+    let etcd = EtcdCluster::start(1).await;
+    let store = EtcdStore::connect(&etcd.endpoints(), "/owners/", None).await.unwrap();
+    let ttl = Duration::from_secs(2);
+    let a = SessionOwners::start(&store, "/owners/", "http://a", ttl);
+    let b = SessionOwners::start(&store, "/owners/", "http://b", ttl);
+    let stop = tokio_util::sync::CancellationToken::new();
+    let dir = SessionDirectory::start(&store, "/owners/", stop.clone());
+    let kv = store.client().kv_client();
+    let records = || {
+        let mut kv = kv.clone();
+        async move {
+            let r = kv.get("/owners/sessions/", Some(etcd_client::GetOptions::new().with_prefix())).await.unwrap();
+            r.kvs()
+                .iter()
+                .map(|kv| {
+                    let node = String::from_utf8_lossy(&kv.key()["/owners/sessions/".len()..]).into_owned();
+                    (node, (String::from_utf8_lossy(kv.value()).into_owned(), kv.lease()))
+                })
+                .collect::<BTreeMap<String, (String, i64)>>()
+        }
+    };
+    let shows = |want: &'static [(&'static str, Option<&'static str>)]| {
+        let dir = dir.clone();
+        async move {
+            eventually("the directory shows the records", DEADLINE, || async {
+                want.iter().all(|(n, owner)| dir.replica_of(n).as_deref() == *owner).then_some(())
+            })
+            .await
+        }
+    };
+
+    let n1 = a.hold("n1");
+    let _n2 = b.hold("n2");
+    let moving = a.hold("n3");
+    shows(&[("n1", Some("http://a")), ("n2", Some("http://b")), ("n3", Some("http://a"))]).await;
+    let r = records().await;
+    assert_ne!(r["n1"].1, 0, "recorded under a lease");
+    assert_eq!(r["n1"].1, r["n3"].1, "one lease per replica");
+    assert_ne!(r["n1"].1, r["n2"].1, "each replica has its own lease");
+    assert!(dir.revision() > 0);
+
+    // n3 reconnects through b before a notices its old session ended.
+    let _n3 = b.hold("n3");
+    shows(&[("n3", Some("http://b"))]).await;
+    drop(moving);
+    let _n4 = a.hold("n4"); // ordered after the release: once it shows, the release was applied
+    shows(&[("n4", Some("http://a"))]).await;
+    assert_eq!(dir.replica_of("n3").as_deref(), Some("http://b"), "a's release left b's record");
+    assert_eq!(records().await["n3"].0, "http://b");
+
+    // A session that ends is released.
+    drop(n1);
+    shows(&[("n1", None)]).await;
+    assert!(!records().await.contains_key("n1"));
+
+    // a's lease disappears under it (expired in a partition, say): its
+    // records go, and come back under a new lease.
+    let old = records().await["n4"].1;
+    store.client().clone().lease_revoke(old).await.unwrap();
+    let renewed = eventually("a writes its sessions again under a new lease", DEADLINE, || async {
+        records().await.get("n4").filter(|(_, lease)| *lease != old).cloned()
+    })
+    .await;
+    assert_eq!(renewed.0, "http://a");
+    shows(&[("n4", Some("http://a")), ("n2", Some("http://b")), ("n3", Some("http://b"))]).await;
+
+    // Closing revokes the lease: every record of that replica goes at once.
+    a.close().await;
+    assert!(!records().await.contains_key("n4"), "closing deleted a's records");
+    shows(&[("n4", None), ("n2", Some("http://b"))]).await;
+    stop.cancel();
+}

@@ -1,7 +1,9 @@
 //! Coordinators on etcd with leader election: three replicas on a
 //! three-member etcd cluster, real fog-agent processes that know every
 //! replica's address and one that knows only a standby's, tasks in flight.
-//! Standbys forward calls and node sessions to the leader. Kill the leader: a
+//! Standbys forward calls and node sessions to the leader; each replica
+//! records the sessions it holds in etcd under its own lease, and
+//! heartbeats leave etcd's revision still. Kill the leader: a
 //! standby serves within 5 s, the agents reconnect, the remaining standby
 //! forwards to the new leader, and no acknowledged task is lost or completed
 //! twice. Over mTLS, a standby forwards a joined agent's session with the
@@ -112,6 +114,60 @@ fn agent(urls: &[String], id: &str, state: &std::path::Path) -> Agent {
     )
 }
 
+/// The session ownership records in etcd: node → (replica URL, lease), and
+/// the revision they were read at.
+async fn session_records(etcd: &EtcdCluster) -> (BTreeMap<String, (String, i64)>, i64) {
+    let mut client = etcd_client::Client::connect(etcd.endpoints(), None).await.unwrap();
+    let prefix = format!("{PREFIX}sessions/");
+    let r = client.get(prefix.as_str(), Some(etcd_client::GetOptions::new().with_prefix())).await.unwrap();
+    let records = r
+        .kvs()
+        .iter()
+        .map(|kv| {
+            let node = String::from_utf8_lossy(&kv.key()[prefix.len()..]).into_owned();
+            (node, (String::from_utf8_lossy(kv.value()).into_owned(), kv.lease()))
+        })
+        .collect();
+    (records, r.header().unwrap().revision())
+}
+
+/// Every node's session is recorded by the replica that holds it (the
+/// relayed agent's by the standby it reaches), each replica under its own
+/// lease, and the leader's API names that replica on the node.
+async fn sessions_recorded_by_their_replicas(
+    etcd: &EtcdCluster,
+    c: &Coord,
+    nodes: &[&str],
+    expect: &BTreeMap<&str, &str>,
+    live: &[&String],
+) {
+    let records = eventually("every session recorded by a live replica", DEADLINE, || async {
+        let (records, _) = session_records(etcd).await;
+        let ok = nodes.iter().all(|n| {
+            records.get(*n).is_some_and(|(owner, lease)| {
+                *lease != 0 && live.contains(&owner) && expect.get(n).is_none_or(|want| owner == want)
+            })
+        });
+        ok.then_some(records)
+    })
+    .await;
+    // One lease per replica: records of the same replica share it, different replicas differ.
+    let mut leases: BTreeMap<&str, i64> = BTreeMap::new();
+    for (owner, lease) in records.values() {
+        assert_eq!(*leases.entry(owner).or_insert(*lease), *lease, "{owner} records under one lease");
+    }
+    let distinct: std::collections::BTreeSet<_> = leases.values().collect();
+    assert_eq!(distinct.len(), leases.len(), "each replica has its own lease: {leases:?}");
+    for n in nodes {
+        let shown = eventually("the leader names the replica holding the session", DEADLINE, || async {
+            let node = c.get_node(n).await;
+            (node.session_replica == records[*n].0).then_some(node.session_replica)
+        })
+        .await;
+        assert!(!shown.is_empty());
+    }
+}
+
 /// Signs in through replica `url` and checks the call was forwarded to `leader`.
 async fn through_standby(url: &str, leader: &str) -> Coord {
     let ch = connect(url).await;
@@ -144,6 +200,25 @@ async fn standby_forwards(url: &str, leader: &str, what: &str) {
     assert!(err.message().contains("hello.capacity"), "{err:?}");
 }
 
+/// Waits until each of `nodes` has sent `k` more heartbeats.
+async fn heartbeats(c: &Coord, nodes: &[&str], k: usize) {
+    let beat = |n: pb::Node| n.last_heartbeat.map(|t| (t.seconds, t.nanos));
+    for n in nodes {
+        let mut last = beat(c.get_node(n).await);
+        for _ in 0..k {
+            last = eventually("a heartbeat arrives", DEADLINE, || async {
+                let now = beat(c.get_node(n).await);
+                (now != last).then_some(now)
+            })
+            .await;
+        }
+    }
+}
+
+fn third_of(a: usize, b: usize) -> usize {
+    (0..3).find(|i| *i != a && *i != b).unwrap()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn leader_failover_loses_no_acknowledged_task_and_runs_none_twice() {
     let _serial = SERIAL.lock().await;
@@ -157,6 +232,18 @@ async fn leader_failover_loses_no_acknowledged_task_and_runs_none_twice() {
     let standby = (first + 1) % 3;
     agents.push(agent(&replicas.urls[standby..=standby], "ha-relayed", &states.path().join("relayed")));
     c.wait_healthy(3).await;
+    let nodes = ["ha-0", "ha-1", "ha-relayed"];
+    let all: Vec<&String> = replicas.urls.iter().collect();
+    let relayed_by = BTreeMap::from([("ha-relayed", replicas.urls[standby].as_str())]);
+    sessions_recorded_by_their_replicas(&etcd, &c, &nodes, &relayed_by, &all).await;
+    // Heartbeats stay out of etcd (KEP-589): while every node sends several,
+    // with no session opening or closing, etcd's revision does not move. (A
+    // first round lets the node records written at session open settle.)
+    heartbeats(&c, &nodes, 3).await;
+    let (_, before) = session_records(&etcd).await;
+    heartbeats(&c, &nodes, 3).await;
+    let (_, after) = session_records(&etcd).await;
+    assert_eq!(after, before, "etcd's revision moved while the nodes only sent heartbeats");
     standby_forwards(&replicas.urls[standby], &replicas.urls[first], "through a standby").await;
 
     // Acknowledged tasks: some finish before the failover, some run through
@@ -186,8 +273,12 @@ async fn leader_failover_loses_no_acknowledged_task_and_runs_none_twice() {
     assert_ne!(first, second);
     eprintln!("a new leader served {} ms after the old one was killed", took.as_millis());
     c.wait_healthy(3).await;
+    // The dead leader's records went with its lease; the nodes it held are
+    // recorded again by the replica each reconnected to.
+    let live: Vec<&String> = [second, third_of(first, second)].iter().map(|i| &replicas.urls[*i]).collect();
+    sessions_recorded_by_their_replicas(&etcd, &c, &nodes, &relayed_by, &live).await;
     // The remaining standby forwards to the new leader.
-    let third = (0..3).find(|i| *i != first && *i != second).unwrap();
+    let third = third_of(first, second);
     standby_forwards(&replicas.urls[third], &replicas.urls[second], "through a standby after the failover").await;
     let mut on_relayed = 0;
     for id in &acked {

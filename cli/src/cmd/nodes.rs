@@ -218,7 +218,7 @@ fn render_node(r: &GetNodeResponse) -> String {
         if n.temperature_celsius <= -1000.0 { "-".to_string() } else { format!("{:.1} °C", n.temperature_celsius) };
     let gpus = |r: &Option<fog_proto::v1::Resources>| r.as_ref().map_or(0, |r| r.gpus);
     let storage = usage_of(n, |r| r.storage_mb, mib);
-    let mut out = key_values(&[
+    let mut rows = vec![
         ("id", n.id.clone()),
         ("name", n.name.clone()),
         ("type", short!(NodeType, n.node_type, "NODE_TYPE_")),
@@ -250,7 +250,11 @@ fn render_node(r: &GetNodeResponse) -> String {
         ("last heartbeat", format!("{} ({})", time(n.last_heartbeat.as_ref()), age(n.last_heartbeat.as_ref()))),
         ("registered", time(n.registered_at.as_ref())),
         ("agent", n.agent_version.clone()),
-    ]);
+    ];
+    if !n.session_replica.is_empty() {
+        rows.push(("session held by", n.session_replica.clone()));
+    }
+    let mut out = key_values(&rows);
     if !r.task_ids.is_empty() {
         out.push_str(&format!("\ntasks on the node ({}):\n", r.task_ids.len()));
         for id in &r.task_ids {

@@ -15,12 +15,26 @@ use tonic::{Request, Response, Status};
 pub struct FleetApi {
     engine: EngineHandle,
     identity: Option<Arc<IdentityContext>>,
+    /// With several replicas: which replica holds each node's session.
+    directory: Option<Arc<crate::ha::sessions::SessionDirectory>>,
 }
 
 impl FleetApi {
     /// A service over the engine; `identity` is None in insecure dev mode.
     pub fn new(engine: EngineHandle, identity: Option<Arc<IdentityContext>>) -> FleetApi {
-        FleetApi { engine, identity }
+        FleetApi { engine, identity, directory: None }
+    }
+
+    /// Names, on each node, the replica holding its session.
+    pub fn with_directory(mut self, directory: Option<Arc<crate::ha::sessions::SessionDirectory>>) -> FleetApi {
+        self.directory = directory;
+        self
+    }
+
+    fn with_replica(&self, node: &mut pb::Node) {
+        if let Some(d) = &self.directory {
+            node.session_replica = d.replica_of(&node.id).unwrap_or_default();
+        }
     }
 
     async fn admin(&self, node_id: String, op: AdminOp) -> Result<pb::Node, Status> {
@@ -56,7 +70,9 @@ impl FleetService for FleetApi {
             page_size: page_size(r.page_size, 100),
             after: (!r.page_token.is_empty()).then_some(r.page_token),
         };
-        Ok(Response::new(ask(&self.engine, |reply| Command::ListNodes(filter, reply)).await?))
+        let mut r = ask(&self.engine, |reply| Command::ListNodes(filter, reply)).await?;
+        r.nodes.iter_mut().for_each(|n| self.with_replica(n));
+        Ok(Response::new(r))
     }
 
     async fn get_node(&self, req: Request<pb::GetNodeRequest>) -> Result<Response<pb::GetNodeResponse>, Status> {
@@ -65,7 +81,11 @@ impl FleetService for FleetApi {
         let mut v = declared;
         v.id("node_id", &r.node_id);
         v.finish()?;
-        Ok(Response::new(ask(&self.engine, |reply| Command::GetNode(r.node_id, reply)).await?))
+        let mut r = ask(&self.engine, |reply| Command::GetNode(r.node_id, reply)).await?;
+        if let Some(n) = r.node.as_mut() {
+            self.with_replica(n);
+        }
+        Ok(Response::new(r))
     }
 
     async fn cordon_node(

@@ -36,6 +36,8 @@ pub struct NodeApi {
     session_budget: (std::num::NonZeroU32, std::num::NonZeroU32),
     next_session: AtomicU64,
     identity: Option<Arc<IdentityContext>>,
+    /// With several replicas: records the sessions this replica holds itself.
+    owners: Option<Arc<crate::ha::sessions::SessionOwners>>,
 }
 
 impl NodeApi {
@@ -48,7 +50,14 @@ impl NodeApi {
     ) -> NodeApi {
         let nz = |v: u32| std::num::NonZeroU32::new(v.max(1)).expect("positive");
         let session_budget = (nz(limits.session_msg_rate), nz(limits.session_msg_burst.max(limits.session_msg_rate)));
-        NodeApi { engine, session_queue, session_budget, next_session: AtomicU64::new(1), identity }
+        NodeApi { engine, session_queue, session_budget, next_session: AtomicU64::new(1), identity, owners: None }
+    }
+
+    /// Records the sessions this replica holds (not those a standby relays:
+    /// the standby records those under its own lease).
+    pub fn with_owners(mut self, owners: Option<Arc<crate::ha::sessions::SessionOwners>>) -> NodeApi {
+        self.owners = owners;
+        self
     }
 
     /// The node a session speaks for: from the verified client certificate
@@ -216,6 +225,7 @@ impl NodeService for NodeApi {
         }
         // Keep the connection facts (peer certificates) while the stream is consumed.
         let (meta, ext, mut inbound) = req.into_parts();
+        let relayed = meta.get(crate::ha::FORWARDED_BY).is_some();
         let req_for_identity = Request::from_parts(meta, ext, ());
         let first = tokio::time::timeout(HELLO_TIMEOUT, inbound.message())
             .await
@@ -238,6 +248,8 @@ impl NodeService for NodeApi {
         admitted.await.map_err(super::error::engine_gone)??;
 
         let engine = self.engine.clone();
+        let held = self.owners.as_ref().filter(|_| !relayed).map(|o| o.hold(&node));
+        let session_node = tonic::metadata::MetadataValue::try_from(node.as_ref());
         let span = info_span!("session", node.id = %node, session = session_id);
         // A bad message ends the session with its status, so the node learns which field.
         let (fail_tx, fail_rx) = tokio::sync::oneshot::channel::<Status>();
@@ -256,6 +268,8 @@ impl NodeService for NodeApi {
         let response_gone = ended.clone().drop_guard();
         tokio::spawn(
             async move {
+                // Released when the session's reader ends.
+                let _held = held;
                 let mut names = RegionNames::default();
                 // Registered once; polled only when no message is ready, so
                 // the check costs nothing on the heartbeat path.
@@ -309,6 +323,11 @@ impl NodeService for NodeApi {
             std::task::Poll::Ready(fail_rx.try_recv().ok().map(Err::<pb::SessionResponse, Status>))
         });
         let out = tokio_stream::wrappers::ReceiverStream::new(rx).map(|m| Ok(*m)).chain(failure);
-        Ok(Response::new(Box::pin(out)))
+        let mut response = Response::new(Box::pin(out) as SessionStream);
+        // The session is admitted: a standby relaying it records that it holds it.
+        if let Ok(v) = session_node {
+            response.metadata_mut().insert(crate::ha::SESSION_NODE, v);
+        }
+        Ok(response)
     }
 }

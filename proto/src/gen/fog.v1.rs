@@ -1738,6 +1738,11 @@ pub struct Node {
     /// read-only), so it gets no new work until it can.
     #[prost(bool, tag = "31")]
     pub state_unwritable: bool,
+    /// With several coordinator replicas: the URL of the replica holding the
+    /// node's session (recorded in etcd under that replica's lease); empty when
+    /// the node has no session or a single coordinator runs.
+    #[prost(string, tag = "32")]
+    pub session_replica: ::prost::alloc::string::String,
 }
 /// Request of ListNodes.
 #[derive(Clone, PartialEq, ::prost::Message)]

@@ -408,6 +408,12 @@ function NodeDetail(props: { id: string; onClose: () => void }) {
             <dd>
               {n.agentVersion || "unknown"}, registered {dateTime(n.registeredAt)}
             </dd>
+            {n.sessionReplica && (
+              <>
+                <dt>Session held by</dt>
+                <dd>{n.sessionReplica}</dd>
+              </>
+            )}
           </dl>
           <Sparkline points={topology.loadHistory(id)} label="Load" />
           <h3>Running tasks</h3>

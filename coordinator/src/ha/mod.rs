@@ -24,13 +24,24 @@
 //!   header the leader believes only from a replica
 //!   ([`crate::identity::FORWARDED_CLIENT_CERT`]).
 //!
+//! - Each replica records the node sessions it holds — relayed ones on a
+//!   standby, direct ones on the leader — in etcd under its own lease
+//!   ([`sessions`]): heartbeats never reach etcd, only session opens and
+//!   closes do (KEP-589's point), and a replica that dies takes its records
+//!   with its lease. The leader follows the records with a watch and names
+//!   the replica on each node (`Node.session_replica`).
+//!
 //! What is not built yet: standbys serving reads and watches from a follower
-//! copy of the state, and holding node sessions themselves (the leader still
-//! holds every session; a standby only relays it).
+//! copy of the state (they forward them), and standbys terminating the
+//! session protocol themselves (the leader decides liveness from the
+//! heartbeats a standby relays; the standby holds the node's connection).
+
+pub mod sessions;
 
 use crate::config::Config;
 use crate::store::{EtcdStore, Fence};
 use etcd_client::{Client, ResignOptions};
+use sessions::{Held, SessionDirectory, SessionOwners};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
@@ -151,7 +162,7 @@ async fn keep_alive(mut client: Client, lease: i64, ttl: Duration, lost: Cancell
             break "etcd says the lease expired".to_string();
         }
     };
-    warn!(why, "election lease lost");
+    warn!(why, lease, "lease lost");
     lost.cancel();
 }
 
@@ -169,6 +180,37 @@ pub const FORWARDED_BY: &str = "fog-forwarded-by";
 /// Response header on a forwarded call: the leader that answered it.
 pub const FORWARDED_TO: &str = "fog-forwarded-to";
 
+/// Response header of an admitted node session: the node's id (what the
+/// replica holding the session records in etcd).
+pub const SESSION_NODE: &str = "fog-session-node";
+
+/// A relayed session's response body, holding the session's ownership
+/// record until the stream ends.
+struct HeldBody<B> {
+    inner: B,
+    _held: Held,
+}
+
+impl<B: http_body::Body + Unpin> http_body::Body for HeldBody<B> {
+    type Data = B::Data;
+    type Error = B::Error;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<Self::Data>, Self::Error>>> {
+        std::pin::Pin::new(&mut self.inner).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.inner.size_hint()
+    }
+}
+
 /// A standby's way to the leader: the leader's URL, followed with etcd's
 /// election Observe ([`follow_leader`]), and channels to it, reopened when
 /// the leader changes.
@@ -182,6 +224,8 @@ struct LeaderLink {
     /// user calls that carry a client certificate).
     tls: Option<(String, tonic::transport::Identity)>,
     current: std::sync::Mutex<Option<Link>>,
+    /// Records the node sessions this standby relays, under its own lease.
+    owners: Arc<SessionOwners>,
 }
 
 /// Channels to one leader.
@@ -281,7 +325,16 @@ impl LeaderLink {
                 if let Ok(v) = http::HeaderValue::from_str(&link.url) {
                     resp.headers_mut().insert(FORWARDED_TO, v);
                 }
-                resp.map(axum::body::Body::new)
+                // The leader admitted the session (a refusal has its
+                // grpc-status in the headers): this replica holds it for as
+                // long as the response stream lasts.
+                let admitted = resp.headers().get(SESSION_NODE).and_then(|v| v.to_str().ok()).filter(|_| {
+                    session && resp.status() == http::StatusCode::OK && !resp.headers().contains_key("grpc-status")
+                });
+                match admitted.map(|node| self.owners.hold(node)) {
+                    Some(held) => resp.map(|b| axum::body::Body::new(HeldBody { inner: b, _held: held })),
+                    None => resp.map(axum::body::Body::new),
+                }
             }
             Err(e) => {
                 warn!(leader = %link.url, error = %e, "standby could not forward a call to the leader");
@@ -336,7 +389,13 @@ async fn follow_leader(
 
 /// Serves as a standby until `stop`: every call, node sessions included, is
 /// forwarded to the leader. With mTLS, only once the cluster CA exists.
-async fn standby(cfg: &Config, store: &EtcdStore, prefix: &str, stop: CancellationToken) -> anyhow::Result<()> {
+async fn standby(
+    cfg: &Config,
+    store: &EtcdStore,
+    prefix: &str,
+    owners: Arc<SessionOwners>,
+    stop: CancellationToken,
+) -> anyhow::Result<()> {
     let mut builder = tonic::transport::Server::builder();
     let mut tls = None;
     if let Some(settings) = &cfg.tls {
@@ -360,6 +419,7 @@ async fn standby(cfg: &Config, store: &EtcdStore, prefix: &str, stop: Cancellati
         leader: leader_rx,
         tls,
         current: std::sync::Mutex::new(None),
+        owners,
     });
     let me: Arc<str> = cfg.advertise_url.clone().into();
     let forward = move |req: http::Request<axum::body::Body>| {
@@ -390,12 +450,15 @@ pub async fn run(cfg: Config, signal: impl std::future::Future<Output = ()>) -> 
     };
     let me = cfg.advertise_url.clone();
     tokio::pin!(signal);
+    // The sessions this replica holds, as standby and as leader, under its own lease.
+    let owners = SessionOwners::start(&store, &prefix, &me, cfg.leader_lease);
     // Standby until elected.
     let stop_standby = CancellationToken::new();
     let mut standby_task = {
         let (cfg, store, prefix, stop) = (cfg.clone(), store.clone(), prefix.clone(), stop_standby.clone());
+        let owners = owners.clone();
         tokio::spawn(async move {
-            if let Err(e) = standby(&cfg, &store, &prefix, stop).await {
+            if let Err(e) = standby(&cfg, &store, &prefix, owners, stop).await {
                 warn!(error = %format!("{e:#}"), "standby listener failed");
             }
         })
@@ -416,6 +479,7 @@ pub async fn run(cfg: Config, signal: impl std::future::Future<Output = ()>) -> 
         won = campaign_until_won => won,
         _ = &mut signal => {
             standby_task.abort();
+            owners.close().await;
             return 0;
         }
     };
@@ -427,11 +491,16 @@ pub async fn run(cfg: Config, signal: impl std::future::Future<Output = ()>) -> 
         let _ = standby_task.await;
     }
     let fenced: Arc<dyn crate::store::Store> = Arc::new(store.fenced(leadership.fence.clone()));
-    let running = match crate::server::start_on(cfg, fenced, std::time::Instant::now()).await {
+    let replica = crate::server::Replica {
+        owners: owners.clone(),
+        directory: SessionDirectory::start(&store, &prefix, leadership.lost()),
+    };
+    let running = match crate::server::start_replica(cfg, fenced, std::time::Instant::now(), Some(replica)).await {
         Ok(r) => r,
         Err(e) => {
             tracing::error!(error = %format!("{e:#}"), "could not start as leader");
             leadership.resign().await;
+            owners.close().await;
             return 1;
         }
     };
@@ -441,6 +510,7 @@ pub async fn run(cfg: Config, signal: impl std::future::Future<Output = ()>) -> 
             info!("shutting down; resigning the leadership");
             running.stop().await;
             leadership.resign().await;
+            owners.close().await;
             0
         }
         _ = lost.cancelled() => {
