@@ -197,3 +197,38 @@ async fn session_owners_record_under_their_own_lease_and_the_directory_follows()
     shows(&[("n4", None), ("n2", Some("http://b"))]).await;
     stop.cancel();
 }
+
+/// The directory's watch starts from a revision that etcd has compacted
+/// away: etcd cancels it, and the directory lists the records again instead
+/// of waiting on a watch that will never deliver.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_session_directory_lists_again_when_its_watch_revision_was_compacted() {
+    use fog_coordinator::ha::sessions::SessionDirectory;
+    let etcd = EtcdCluster::start(1).await;
+    let store = EtcdStore::connect(&etcd.endpoints(), "/compact/", None).await.unwrap();
+    let mut kv = store.client().kv_client();
+    let put = |key: &str, value: &str| {
+        let (mut kv, key, value) = (kv.clone(), format!("/compact/sessions/{key}"), value.to_string());
+        async move { kv.put(key, value, None).await.unwrap().header().unwrap().revision() }
+    };
+    let old = put("n1", "http://a").await;
+    put("n1", "http://b").await;
+    put("n2", "http://b").await;
+    let now = put("n3", "http://c").await;
+    store.client().clone().compact(now, None).await.unwrap();
+    // The revision after `old` is gone.
+    let stop = tokio_util::sync::CancellationToken::new();
+    let dir = SessionDirectory::start_watching_from(&store, "/compact/", old + 1, stop.clone());
+    eventually("the directory lists the records again", DEADLINE, || async {
+        (dir.replica_of("n1").as_deref() == Some("http://b")
+            && dir.replica_of("n2").as_deref() == Some("http://b")
+            && dir.replica_of("n3").as_deref() == Some("http://c"))
+        .then_some(())
+    })
+    .await;
+    assert!(dir.revision() >= now, "the copy is at the listed revision: {} < {now}", dir.revision());
+    // And it follows from there.
+    kv.delete("/compact/sessions/n2", None).await.unwrap();
+    eventually("a later change arrives", DEADLINE, || async { dir.replica_of("n2").is_none().then_some(()) }).await;
+    stop.cancel();
+}

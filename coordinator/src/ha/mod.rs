@@ -328,8 +328,11 @@ impl LeaderLink {
                 // The leader admitted the session (a refusal has its
                 // grpc-status in the headers): this replica holds it for as
                 // long as the response stream lasts.
-                let admitted = resp.headers().get(SESSION_NODE).and_then(|v| v.to_str().ok()).filter(|_| {
-                    session && resp.status() == http::StatusCode::OK && !resp.headers().contains_key("grpc-status")
+                let admitted = resp.headers().get(SESSION_NODE).and_then(|v| v.to_str().ok()).filter(|node| {
+                    session
+                        && !node.is_empty()
+                        && resp.status() == http::StatusCode::OK
+                        && !resp.headers().contains_key("grpc-status")
                 });
                 match admitted.map(|node| self.owners.hold(node)) {
                     Some(held) => resp.map(|b| axum::body::Body::new(HeldBody { inner: b, _held: held })),

@@ -167,6 +167,7 @@ async fn record(
         for node in &all {
             if let Err(e) = put(&mut client, &prefix, node, &me, lease).await {
                 warn!(error = %e, "cannot record session ownership; taking a new lease");
+                tokio::time::sleep(Duration::from_millis(200)).await;
                 continue 'lease;
             }
         }
@@ -243,8 +244,19 @@ pub struct SessionDirectory {
 impl SessionDirectory {
     /// Starts following the records until `stop`.
     pub fn start(store: &EtcdStore, prefix: &str, stop: CancellationToken) -> Arc<Self> {
+        Self::spawn(store, prefix, None, stop)
+    }
+
+    /// Starts with an empty copy and a watch from `revision` instead of a
+    /// list: for tests of what happens when that revision was compacted.
+    #[doc(hidden)]
+    pub fn start_watching_from(store: &EtcdStore, prefix: &str, revision: i64, stop: CancellationToken) -> Arc<Self> {
+        Self::spawn(store, prefix, Some(revision), stop)
+    }
+
+    fn spawn(store: &EtcdStore, prefix: &str, from: Option<i64>, stop: CancellationToken) -> Arc<Self> {
         let dir = Arc::new(SessionDirectory::default());
-        tokio::spawn(follow(store.clone(), sessions_prefix(prefix), Arc::downgrade(&dir), stop));
+        tokio::spawn(follow(store.clone(), sessions_prefix(prefix), Arc::downgrade(&dir), from, stop));
         dir
     }
 
@@ -260,8 +272,15 @@ impl SessionDirectory {
 }
 
 /// List, then watch from the revision after the list; list again when the
-/// watch is compacted away, cancelled or ends.
-async fn follow(store: EtcdStore, prefix: String, dir: std::sync::Weak<SessionDirectory>, stop: CancellationToken) {
+/// watch is compacted away, cancelled or ends. (`from`: skip the first list
+/// and watch from that revision.)
+async fn follow(
+    store: EtcdStore,
+    prefix: String,
+    dir: std::sync::Weak<SessionDirectory>,
+    mut from: Option<i64>,
+    stop: CancellationToken,
+) {
     let mut client = store.client().clone();
     let mut first = true;
     loop {
@@ -272,24 +291,28 @@ async fn follow(store: EtcdStore, prefix: String, dir: std::sync::Weak<SessionDi
             }
         }
         first = false;
-        let listed = match client.get(prefix.as_str(), Some(GetOptions::new().with_prefix())).await {
-            Ok(r) => r,
-            Err(e) => {
-                warn!(error = %e, "cannot list session owners; retrying");
-                continue;
+        let mut revision = match from.take() {
+            Some(r) => r - 1,
+            None => {
+                let listed = match client.get(prefix.as_str(), Some(GetOptions::new().with_prefix())).await {
+                    Ok(r) => r,
+                    Err(e) => {
+                        warn!(error = %e, "cannot list session owners; retrying");
+                        continue;
+                    }
+                };
+                let revision = listed.header().map_or(0, |h| h.revision());
+                let copy: HashMap<String, String> = listed
+                    .kvs()
+                    .iter()
+                    .map(|kv| (node_of(&prefix, kv.key()), String::from_utf8_lossy(kv.value()).into_owned()))
+                    .collect();
+                let Some(d) = dir.upgrade() else { return };
+                *d.owners.write().unwrap_or_else(PoisonError::into_inner) = copy;
+                d.revision.store(revision, std::sync::atomic::Ordering::Relaxed);
+                revision
             }
         };
-        let mut revision = listed.header().map_or(0, |h| h.revision());
-        let copy: HashMap<String, String> = listed
-            .kvs()
-            .iter()
-            .map(|kv| (node_of(&prefix, kv.key()), String::from_utf8_lossy(kv.value()).into_owned()))
-            .collect();
-        {
-            let Some(d) = dir.upgrade() else { return };
-            *d.owners.write().unwrap_or_else(PoisonError::into_inner) = copy;
-            d.revision.store(revision, std::sync::atomic::Ordering::Relaxed);
-        }
         let options = WatchOptions::new().with_prefix().with_start_revision(revision + 1);
         let mut stream = match client.watch(prefix.as_str(), Some(options)).await {
             Ok(s) => s,
