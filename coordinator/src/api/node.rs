@@ -249,7 +249,8 @@ impl NodeService for NodeApi {
 
         let engine = self.engine.clone();
         let held = self.owners.as_ref().filter(|_| !relayed).map(|o| o.hold(&node));
-        let session_node = tonic::metadata::MetadataValue::try_from(node.as_ref());
+        // Only a standby relaying the session needs to be told the node's id.
+        let session_node = relayed.then(|| tonic::metadata::MetadataValue::try_from(node.as_ref()));
         let span = info_span!("session", node.id = %node, session = session_id);
         // A bad message ends the session with its status, so the node learns which field.
         let (fail_tx, fail_rx) = tokio::sync::oneshot::channel::<Status>();
@@ -325,7 +326,7 @@ impl NodeService for NodeApi {
         let out = tokio_stream::wrappers::ReceiverStream::new(rx).map(|m| Ok(*m)).chain(failure);
         let mut response = Response::new(Box::pin(out) as SessionStream);
         // The session is admitted: a standby relaying it records that it holds it.
-        if let Ok(v) = session_node {
+        if let Some(Ok(v)) = session_node {
             response.metadata_mut().insert(crate::ha::SESSION_NODE, v);
         }
         Ok(response)

@@ -180,7 +180,7 @@ pub const FORWARDED_BY: &str = "fog-forwarded-by";
 /// Response header on a forwarded call: the leader that answered it.
 pub const FORWARDED_TO: &str = "fog-forwarded-to";
 
-/// Response header of an admitted node session: the node's id (what the
+/// Response header of an admitted session that a standby relays: the node's id (what the
 /// replica holding the session records in etcd).
 pub const SESSION_NODE: &str = "fog-session-node";
 

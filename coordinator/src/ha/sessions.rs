@@ -159,8 +159,12 @@ async fn record(
             },
         };
         let lost = CancellationToken::new();
-        let keeper = tokio::spawn(keep_alive(client.clone(), lease, ttl, lost.clone()));
-        let _stop_keeper = AbortOnDrop(keeper);
+        let _keeper = tokio_util::task::AbortOnDropHandle::new(tokio::spawn(keep_alive(
+            client.clone(),
+            lease,
+            ttl,
+            lost.clone(),
+        )));
         // Everything held now, under the new lease; changes queued meanwhile
         // are applied after (a release of a node written here deletes it).
         let Some(all) = owners.upgrade().map(|o| o.snapshot()) else { return };
@@ -202,14 +206,6 @@ async fn record(
                 continue 'lease;
             }
         }
-    }
-}
-
-struct AbortOnDrop(tokio::task::JoinHandle<()>);
-
-impl Drop for AbortOnDrop {
-    fn drop(&mut self) {
-        self.0.abort();
     }
 }
 
