@@ -1,5 +1,6 @@
 //! fog-gateway end to end: a real coordinator (TLS or plaintext), the gateway
-//! in front of it, and clients speaking grpc-web over HTTP/1.1 — the generated
+//! in front of it, and clients speaking grpc-web over HTTP/1.1 and HTTP/2 (h2c
+//! and TLS with ALPN h2) — the generated
 //! Rust clients wrapped in tonic-web's client layer, so every byte on the wire
 //! is what a browser sends — plus raw HTTP for files, headers and CORS.
 
@@ -63,6 +64,23 @@ impl Gateway {
         };
         adjust(&mut cfg);
         Gateway::start(cfg, panel).await
+    }
+
+    /// A gateway in front of `coord` serving TLS with a fresh self-signed
+    /// certificate for `localhost` (returned, with the directory holding its files).
+    async fn with_tls(coord: &Coord) -> (Gateway, rcgen::Certificate, tempfile::TempDir) {
+        let rcgen::CertifiedKey { cert, signing_key } =
+            rcgen::generate_simple_self_signed(vec!["localhost".into()]).expect("cert");
+        let dir = tempfile::tempdir().expect("temp dir");
+        let (cert_path, key_path) = (dir.path().join("gw.pem"), dir.path().join("gw.key"));
+        std::fs::write(&cert_path, cert.pem()).expect("cert file");
+        std::fs::write(&key_path, signing_key.serialize_pem()).expect("key file");
+        let gw = Gateway::in_front_of(coord, |c| {
+            c.tls_cert = Some(cert_path);
+            c.tls_key = Some(key_path);
+        })
+        .await;
+        (gw, cert, dir)
     }
 
     async fn start(cfg: Config, panel: tempfile::TempDir) -> Gateway {
@@ -373,30 +391,10 @@ async fn bad_settings_are_refused_before_binding() {
 
 #[tokio::test]
 async fn serves_tls_with_hsts_when_given_a_certificate() {
-    use tokio_rustls::rustls;
     let coord = Coord::start().await;
-    let cert = rcgen::generate_simple_self_signed(vec!["localhost".into()]).expect("cert");
-    let dir = tempfile::tempdir().expect("temp dir");
-    let (cert_path, key_path) = (dir.path().join("gw.pem"), dir.path().join("gw.key"));
-    std::fs::write(&cert_path, cert.cert.pem()).unwrap();
-    std::fs::write(&key_path, cert.signing_key.serialize_pem()).unwrap();
-    let gw = Gateway::in_front_of(&coord, |c| {
-        c.tls_cert = Some(cert_path.clone());
-        c.tls_key = Some(key_path.clone());
-    })
-    .await;
+    let (gw, cert, _dir) = Gateway::with_tls(&coord).await;
 
-    let mut roots = rustls::RootCertStore::empty();
-    roots.add(cert.cert.der().clone()).expect("root");
-    let mut tls = rustls::ClientConfig::builder_with_provider(rustls::crypto::ring::default_provider().into())
-        .with_safe_default_protocol_versions()
-        .expect("versions")
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-    tls.alpn_protocols = vec![b"http/1.1".to_vec()];
-    let tcp = tokio::net::TcpStream::connect(gw.addr).await.expect("connect");
-    let name = rustls::pki_types::ServerName::try_from("localhost").expect("name");
-    let stream = tokio_rustls::TlsConnector::from(std::sync::Arc::new(tls)).connect(name, tcp).await.expect("TLS");
+    let stream = tls_connect(gw.addr, &cert, b"http/1.1").await;
     let (mut sender, conn) =
         hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream)).await.expect("http1");
     tokio::spawn(conn);
@@ -406,4 +404,159 @@ async fn serves_tls_with_hsts_when_given_a_certificate() {
         .expect("response over TLS");
     assert_eq!(res.status(), StatusCode::OK);
     assert_eq!(res.headers()[header::STRICT_TRANSPORT_SECURITY], "max-age=31536000");
+}
+
+/// A TLS connection to `addr` that trusts `cert` and offers only `alpn`.
+async fn tls_connect(
+    addr: SocketAddr,
+    cert: &rcgen::Certificate,
+    alpn: &[u8],
+) -> tokio_rustls::client::TlsStream<tokio::net::TcpStream> {
+    use tokio_rustls::rustls;
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(cert.der().clone()).expect("root");
+    let mut tls = rustls::ClientConfig::builder_with_provider(rustls::crypto::ring::default_provider().into())
+        .with_safe_default_protocol_versions()
+        .expect("versions")
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    tls.alpn_protocols = vec![alpn.to_vec()];
+    let tcp = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    let name = rustls::pki_types::ServerName::try_from("localhost").expect("name");
+    tokio_rustls::TlsConnector::from(std::sync::Arc::new(tls)).connect(name, tcp).await.expect("TLS")
+}
+
+/// Signs in, lists nodes and opens a topology watch through `web` (a
+/// grpc-web client service), returning the watch's first message: what the
+/// panel does first, over whatever HTTP version `web` speaks.
+async fn sign_in_list_and_watch<S, B>(web: S, origin: Uri) -> pb::WatchTopologyResponse
+where
+    S: tower::Service<http::Request<tonic::body::Body>, Response = http::Response<B>> + Clone + Send + 'static,
+    S::Error: Into<tonic::codegen::StdError>,
+    S::Future: Send,
+    B: tonic::codegen::Body<Data = Bytes> + Send + 'static,
+    B::Error: Into<tonic::codegen::StdError> + Send,
+{
+    let tokens = AuthServiceClient::with_origin(web.clone(), origin.clone())
+        .sign_in(pb::SignInRequest { username: "admin".into(), password: ADMIN_PASSWORD.into() })
+        .await
+        .expect("sign in over grpc-web")
+        .into_inner()
+        .tokens
+        .expect("tokens");
+    let bearer = || Bearer::new(&tokens.access_token).expect("token");
+    let nodes = FleetServiceClient::with_origin(bearer().wrap(web.clone()), origin.clone())
+        .list_nodes(pb::ListNodesRequest::default())
+        .await
+        .expect("list nodes over grpc-web");
+    assert_eq!(nodes.into_inner().total_matching, 0);
+    let err = FleetServiceClient::with_origin(Bearer::none().wrap(web.clone()), origin.clone())
+        .list_nodes(pb::ListNodesRequest::default())
+        .await
+        .expect_err("no token");
+    assert_eq!(err.code(), tonic::Code::Unauthenticated, "the coordinator's answer passes through: {err:?}");
+    let mut watch = TopologyServiceClient::with_origin(bearer().wrap(web), origin)
+        .watch_topology(pb::WatchTopologyRequest::default())
+        .await
+        .expect("watch over grpc-web")
+        .into_inner();
+    tokio::time::timeout(DEADLINE, watch.message())
+        .await
+        .expect("first watch message in time")
+        .expect("stream ok")
+        .expect("a message, not the end of the stream")
+}
+
+fn is_snapshot(msg: &pb::WatchTopologyResponse) -> bool {
+    matches!(msg.event, Some(pb::watch_topology_response::Event::Snapshot(_)))
+}
+
+#[tokio::test]
+async fn grpc_web_over_http2_in_clear_text_and_over_tls_with_alpn_h2() {
+    let coord = Coord::start().await;
+    let plain = Gateway::in_front_of(&coord, |_| {}).await;
+    let (tls, cert, _dir) = Gateway::with_tls(&coord).await;
+
+    // h2c with prior knowledge (what a proxy in front of the gateway speaks).
+    let res = Client::builder(TokioExecutor::new())
+        .http2_only(true)
+        .build_http()
+        .request(Request::get(format!("http://{}/healthz", plain.addr)).body(Empty::<Bytes>::new()).unwrap())
+        .await
+        .expect("h2c request");
+    assert_eq!((res.status(), res.version()), (StatusCode::OK, http::Version::HTTP_2));
+    let h2c = Client::builder(TokioExecutor::new()).http2_only(true).build_http();
+    let web = tower::ServiceBuilder::new().layer(GrpcWebClientLayer::new()).service(h2c);
+    let first = sign_in_list_and_watch(web, plain.origin()).await;
+    assert!(is_snapshot(&first), "first message over h2c is the snapshot: {first:?}");
+
+    // TLS where ALPN settles on h2 (what a browser does): one connection,
+    // every call a stream on it.
+    let stream = tls_connect(tls.addr, &cert, b"h2").await;
+    assert_eq!(stream.get_ref().1.alpn_protocol(), Some(&b"h2"[..]), "the gateway agreed to h2");
+    let (sender, conn) =
+        hyper::client::conn::http2::handshake(TokioExecutor::new(), hyper_util::rt::TokioIo::new(stream))
+            .await
+            .expect("h2 handshake");
+    tokio::spawn(conn);
+    let h2 = tower::service_fn(move |req: Request<tonic_web::GrpcWebCall<tonic::body::Body>>| {
+        let mut sender = sender.clone();
+        async move { sender.send_request(req).await }
+    });
+    let web = tower::ServiceBuilder::new().layer(GrpcWebClientLayer::new()).service(h2);
+    let origin: Uri = format!("https://localhost:{}", tls.addr.port()).parse().expect("uri");
+    let first = sign_in_list_and_watch(web, origin).await;
+    assert!(is_snapshot(&first), "first message over TLS h2 is the snapshot: {first:?}");
+}
+
+#[tokio::test]
+async fn request_logs_carry_the_callers_trace_context() {
+    // The real binary, as deployed: its log is what operators read.
+    let coord = Coord::start().await;
+    let addr = coord.running.as_ref().expect("running").addr;
+    let port = fog_e2e::process::free_port();
+    let log_dir = tempfile::tempdir().expect("temp dir");
+    let log_path = log_dir.path().join("gateway.log");
+    let mut child = std::process::Command::new(fog_e2e::process::binary("fog-gateway"))
+        .args(["--listen", &format!("127.0.0.1:{port}"), "--coordinator", &format!("http://{addr}")])
+        .args(["--log-format", "json"])
+        .env("RUST_LOG", "info")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::fs::File::create(&log_path).expect("log file"))
+        .spawn()
+        .expect("fog-gateway starts");
+    let origin: Uri = format!("http://127.0.0.1:{port}").parse().expect("uri");
+    let traceparent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+    let bearer = || Bearer::none().with_traceparent(traceparent).expect("traceparent");
+    let web = || {
+        tower::ServiceBuilder::new()
+            .layer(GrpcWebClientLayer::new())
+            .service(Client::builder(TokioExecutor::new()).build_http())
+    };
+    let err = eventually("the gateway answers", DEADLINE, || {
+        let client = FleetServiceClient::with_origin(bearer().wrap(web()), origin.clone());
+        async move {
+            let mut client = client;
+            match client.list_nodes(pb::ListNodesRequest::default()).await {
+                Err(e) if e.code() == tonic::Code::Unauthenticated => Some(e),
+                _ => None,
+            }
+        }
+    })
+    .await;
+    assert_eq!(err.code(), tonic::Code::Unauthenticated);
+    let line = eventually("the gateway's request log line", DEADLINE, || {
+        let text = std::fs::read_to_string(&log_path).unwrap_or_default();
+        let line = text
+            .lines()
+            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+            .find(|l| l["span"]["path"] == "/fog.v1.FleetService/ListNodes" && l["fields"]["status"] == 16);
+        async move { line }
+    })
+    .await;
+    let _ = child.kill();
+    let _ = child.wait();
+    assert_eq!(line["span"]["traceparent"], traceparent, "the request's log line names its trace: {line}");
+    assert_eq!(line["span"]["client"], "127.0.0.1", "and the client's address: {line}");
+    assert_eq!(line["span"]["method"], "POST", "{line}");
 }
