@@ -75,20 +75,39 @@ export function onSession(l: Listener): () => void {
 const authTransport = createGrpcWebTransport({ baseUrl: window.location.origin });
 const auth = createClient(AuthService, authTransport);
 
-function fromPair(t: TokenPair | undefined, username: string, role: Role): Session {
+/** The lifetime a JWT claims (`exp` − `iat`), unverified: only to time the refresh. */
+function lifetimeMs(jwt: string): number | null {
+  try {
+    const c = JSON.parse(atob(jwt.split(".")[1]!.replace(/-/g, "+").replace(/_/g, "/"))) as { iat?: unknown; exp?: unknown };
+    return typeof c.iat === "number" && typeof c.exp === "number" && c.exp > c.iat ? (c.exp - c.iat) * 1000 : null;
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * `accessExpiresAt` is kept on this browser's clock: the token's lifetime
+ * counted from when the request was sent. The coordinator's
+ * `access_expires_at` is on its clock, and a browser clock minutes ahead
+ * would see every new token as about to expire and refresh in a loop (one
+ * behind would let it lapse before refreshing).
+ */
+function fromPair(t: TokenPair | undefined, username: string, role: Role, sentAt: number): Session {
   if (!t) throw new ConnectError("no tokens in the response", Code.Internal);
+  const lifetime = lifetimeMs(t.accessToken);
   return {
     username,
     role,
     accessToken: t.accessToken,
-    accessExpiresAt: t.accessExpiresAt ? timestampDate(t.accessExpiresAt).getTime() : Date.now() + 300_000,
+    accessExpiresAt: lifetime !== null ? sentAt + lifetime : t.accessExpiresAt ? timestampDate(t.accessExpiresAt).getTime() : sentAt + 300_000,
     refreshToken: t.refreshToken,
   };
 }
 
 export async function signIn(username: string, password: string): Promise<Session> {
+  const sentAt = Date.now();
   const res = await auth.signIn({ username, password });
-  const s = fromPair(res.tokens, username, res.role);
+  const s = fromPair(res.tokens, username, res.role, sentAt);
   store(s);
   return s;
 }
@@ -109,10 +128,11 @@ export function refresh(): Promise<Session | null> {
   if (refreshing) return refreshing;
   const s = current;
   if (!s) return Promise.resolve(null);
+  const sentAt = Date.now();
   refreshing = auth
     .refresh({ refreshToken: s.refreshToken })
     .then((res) => {
-      const next = fromPair(res.tokens, s.username, s.role);
+      const next = fromPair(res.tokens, s.username, s.role, sentAt);
       store(next);
       return next;
     })
@@ -155,7 +175,9 @@ export const bearer: Interceptor = (next) => async (req) => {
   } catch (e) {
     const err = ConnectError.from(e);
     if (err.code !== Code.Unauthenticated || req.stream) throw err;
-    const renewed = await refresh();
+    // Calls that went out together fail together: the first one refreshes,
+    // the others retry with its token instead of rotating once more each.
+    const renewed = current && current.accessToken !== s.accessToken ? current : await refresh();
     if (!renewed) throw err;
     req.header.set("authorization", `Bearer ${renewed.accessToken}`);
     return await next(req);

@@ -38,7 +38,7 @@ export function LoadBar(props: { value: number; label?: string }) {
  * A load chart on a canvas: `points` is [ms, value 0..1, ms, value …].
  * The time axis covers the last `windowMs`.
  */
-export function Sparkline(props: { points: number[]; windowMs?: number; label: string; height?: number }) {
+export function Sparkline(props: { points: number[]; windowMs?: number; label: string; height?: number; testId?: string }) {
   const ref = useRef<HTMLCanvasElement>(null);
   const { points } = props;
   // Without a fixed window, show what we have: at least 1 min, at most 5.
@@ -86,7 +86,7 @@ export function Sparkline(props: { points: number[]; windowMs?: number; label: s
   });
   const last = points.length >= 2 ? points[points.length - 1]! : undefined;
   return (
-    <figure className="sparkline">
+    <figure className="sparkline" data-testid={props.testId} data-samples={points.length / 2}>
       <canvas ref={ref} className="sparkline-canvas" role="img" aria-label={`${props.label}: ${last === undefined ? "no samples yet" : `${Math.round(last * 100)} % now`}`} />
       <figcaption>
         {props.label} ({points.length / 2} samples, last {Math.round(windowMs / 60_000)} min)

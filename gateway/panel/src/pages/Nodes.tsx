@@ -415,7 +415,7 @@ function NodeDetail(props: { id: string; onClose: () => void }) {
               </>
             )}
           </dl>
-          <Sparkline points={topology.loadHistory(id)} label="Load" />
+          <Sparkline points={topology.loadHistory(id)} label="Load" testId="node-load-chart" />
           <h3>Running tasks</h3>
           {taskIds.length === 0 ? (
             <p className="muted">None.</p>

@@ -105,7 +105,9 @@ export function TasksPage() {
                 <tr key={tier}>
                   <th scope="row">{tierName(tier)}</th>
                   {QUEUE_STATES.map((s) => (
-                    <td key={s}>{queue.get(`${tier}/${s}`) ?? 0}</td>
+                    <td key={s} data-testid={`queue-${tierName(tier)}-${taskStateName(s)}`}>
+                      {queue.get(`${tier}/${s}`) ?? 0}
+                    </td>
                   ))}
                 </tr>
               ))}

@@ -145,3 +145,38 @@ export async function screenshot(page: Page, name: string) {
   await page.screenshot({ path, fullPage: true });
   log(`screenshot ${path}`);
 }
+
+export const SESSION_KEY = "fog.session.v1";
+
+/** The tab's stored session (what the panel keeps in sessionStorage). */
+export async function session(page: Page): Promise<{ accessToken: string; refreshToken: string; accessExpiresAt: number }> {
+  return page.evaluate((k) => JSON.parse(sessionStorage.getItem(k) ?? "null"), SESSION_KEY);
+}
+
+/** Starts the named agents that are not running (a failed test restarts the worker's fleet). */
+export async function ensureAgents(fleet: Fleet, ids: string[]) {
+  const regions = ["eu-west", "us-east", "ap-south"];
+  for (const [i, id] of ids.entries()) {
+    const a = fleet.agents.get(id);
+    if (a && a.child.exitCode === null && a.child.signalCode === null) continue;
+    await fleet.addAgent(id, { region: regions[i % regions.length]! });
+  }
+}
+
+/** Fills the task form's work fields, submits, and returns the new task's id. */
+export async function submitFromForm(page: Page, spec: { name: string; kind: "echo" | "sleepMs"; arg: string }): Promise<string> {
+  await page.getByTestId("task-form-name").fill(spec.name);
+  await page.getByTestId("task-form-kind").selectOption(spec.kind);
+  await page.getByTestId("task-form-arg").fill(spec.arg);
+  return submitted(page, spec.name);
+}
+
+/** Clicks the task form's submit button and returns the id it reports. */
+export async function submitted(page: Page, name: string): Promise<string> {
+  await page.getByTestId("task-form-submit").click();
+  const result = page.getByTestId("task-form-result");
+  await expect(result).toContainText("Submitted t-");
+  const id = (await result.locator(".mono").textContent())!.trim();
+  log(`submitted ${name} as ${id}`);
+  return id;
+}

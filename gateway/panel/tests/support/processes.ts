@@ -26,6 +26,11 @@ export function log(msg: string): void {
   console.log(`[fog-test] ${msg}`);
 }
 
+/** A measured figure (printed, never asserted tightly): `grep 'figure:'` collects them. */
+export function figure(msg: string): void {
+  log(`figure: ${msg}`);
+}
+
 export async function freePort(): Promise<number> {
   return new Promise((ok, fail) => {
     const s = createServer();
@@ -241,17 +246,24 @@ export interface Agent {
   child: ChildProcess;
 }
 
-/** Joins a real fog-agent with a one-time token (mTLS) and runs it. */
+/**
+ * Joins a real fog-agent with a one-time token (mTLS) and runs it. The token
+ * is made with fogctl unless one is given (e.g. one the panel created).
+ */
 export async function startAgent(
   stack: Stack,
   coord: Coordinator,
   id: string,
-  opts: { region: string; name?: string; zone?: string; labels?: string[] } = { region: "eu-west" },
+  opts: { region: string; name?: string; zone?: string; labels?: string[]; nodeType?: string; token?: string } = { region: "eu-west" },
 ): Promise<Agent> {
   const state = await stack.tempDir(`agent-${id}`);
-  const tok = await coord.fogctl(["join-token", "create", "--name", id, "--ttl", "10m"]);
-  if (tok.code !== 0) throw new Error(`join-token create failed: ${tok.stderr}`);
-  const joined = await run(join(BIN, "fog-agent"), ["join", "--token", tok.stdout.trim(), "--coordinator", coord.url, "--name", id, "--state-dir", state]);
+  let token = opts.token;
+  if (!token) {
+    const tok = await coord.fogctl(["join-token", "create", "--name", id, "--ttl", "10m"]);
+    if (tok.code !== 0) throw new Error(`join-token create failed: ${tok.stderr}`);
+    token = tok.stdout.trim();
+  }
+  const joined = await run(join(BIN, "fog-agent"), ["join", "--token", token, "--coordinator", coord.url, "--name", id, "--state-dir", state]);
   if (joined.code !== 0) throw new Error(`fog-agent join failed: ${joined.stderr}`);
   const args = [
     "run",
@@ -266,6 +278,7 @@ export async function startAgent(
   ];
   if (opts.name) args.push("--name", opts.name);
   if (opts.zone) args.push("--zone", opts.zone);
+  if (opts.nodeType) args.push("--node-type", opts.nodeType);
   const child = stack.spawn(`agent-${id}`, join(BIN, "fog-agent"), args);
   return { id, child };
 }
