@@ -97,6 +97,10 @@ pub struct Flags {
     /// Topology events kept for watchers to resume from.
     #[arg(long, env = "FOG_TOPOLOGY_RETAINED", default_value_t = 100_000)]
     pub topology_retained: usize,
+    /// Finished tasks kept in memory (the newest; older ones stay in the
+    /// store, found by GetTask and by request id, but not listed by ListTasks).
+    #[arg(long, env = "FOG_FINISHED_TASKS_KEPT", default_value_t = 10_000)]
+    pub finished_tasks_kept: usize,
     /// Topology events buffered per watcher; a watcher further behind gets a resync.
     #[arg(long, env = "FOG_WATCH_BUFFER", default_value_t = 8192)]
     pub watch_buffer: usize,
@@ -185,6 +189,8 @@ pub struct Config {
     pub ping_interval: Duration,
     /// Retained topology events.
     pub topology_retained: usize,
+    /// Finished tasks kept in memory.
+    pub finished_tasks_kept: usize,
     /// Topology events buffered per watcher.
     pub watch_buffer: usize,
     /// Shutdown grace.
@@ -402,6 +408,9 @@ impl Config {
         }
         let scheme = if f.insecure_dev { "http" } else { "https" };
         let advertise_url = f.advertise_url.clone().unwrap_or_else(|| format!("{scheme}://{}", f.listen));
+        if f.finished_tasks_kept < 100 {
+            return Err(ConfigError("--finished-tasks-kept must be at least 100".into()));
+        }
         if f.topology_retained < 1000 {
             return Err(ConfigError("--topology-retained must be at least 1000".into()));
         }
@@ -438,6 +447,7 @@ impl Config {
             snapshot_interval: f.snapshot_interval,
             ping_interval: f.rtt_ping_interval,
             topology_retained: f.topology_retained,
+            finished_tasks_kept: f.finished_tasks_kept,
             watch_buffer: f.watch_buffer,
             shutdown_grace: f.shutdown_grace,
             log_json: f.log_json,

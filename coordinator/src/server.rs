@@ -79,12 +79,13 @@ pub async fn start_replica(
     }
     std::fs::create_dir_all(&cfg.data_dir)?;
     let opened_ms = started.elapsed().as_millis();
-    let snapshot = store.load().await?;
+    let snapshot = store.load_recent(cfg.finished_tasks_kept).await?;
     info!(
         target: "fog::lifecycle",
         open_ms = opened_ms,
         load_ms = started.elapsed().as_millis() - opened_ms,
         tasks = snapshot.tasks.len(),
+        finished_not_loaded = snapshot.finished_not_loaded,
         nodes = snapshot.nodes.len(),
         "store read"
     );
@@ -97,7 +98,7 @@ pub async fn start_replica(
         _ => None,
     };
     let metrics = Arc::new(Metrics::new());
-    let (writer, writer_task) = spawn_writer_timed(store, 8192, Some(metrics.store_commit.clone()));
+    let (writer, writer_task) = spawn_writer_timed(store.clone(), 8192, Some(metrics.store_commit.clone()));
     let store_stopped = writer.stopped();
     let mut ecfg = EngineConfig::from(&cfg);
     ecfg.identity = identity.clone();
@@ -164,7 +165,7 @@ pub async fn start_replica(
             )
             .max_decoding_message_size(1024 * kib),
         )
-        .add_service(TaskServiceServer::new(TaskApi::new(engine.clone())).max_decoding_message_size(256 * kib))
+        .add_service(TaskServiceServer::new(TaskApi::new(engine.clone(), store)).max_decoding_message_size(256 * kib))
         .add_service(
             FleetServiceServer::new(
                 FleetApi::new(engine.clone(), identity.clone()).with_directory(replica.map(|r| r.directory)),

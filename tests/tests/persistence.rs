@@ -48,3 +48,68 @@ async fn acknowledged_tasks_survive_sigkill_and_none_completes_twice() {
         tasks.list_tasks(pb::ListTasksRequest { page_size: 1000, ..Default::default() }).await.unwrap().into_inner();
     assert_eq!(listed.total_matching, n as u64, "no task lost, none invented");
 }
+
+/// Finished tasks beyond `--finished-tasks-kept` leave the coordinator's
+/// memory, and are still there for everything a client relies on: GetTask,
+/// a retried submit with the same request id, cancel (refused: finished),
+/// the watch's initial state, and the totals — before and after a restart,
+/// which reads only the active and the newest finished tasks.
+#[tokio::test]
+async fn finished_tasks_beyond_the_limit_leave_memory_but_not_the_api() {
+    let mut coord = Coord::start_kept(|cfg| cfg.finished_tasks_kept = 100).await;
+    let _nodes = coord.nodes("kept", 2, 4000);
+    coord.wait_healthy(2).await;
+    let n = 160;
+    let mut ids = Vec::new();
+    for i in 0..n {
+        ids.push(coord.submit_with_request_id(echo(&format!("e{i}")), &format!("req-{i}")).await.id);
+    }
+    for id in &ids {
+        coord.wait_state(id, pb::TaskState::Succeeded).await;
+    }
+    check_finished_beyond_memory(&coord, &ids, n).await;
+    coord.stop().await;
+    coord.restart().await;
+    check_finished_beyond_memory(&coord, &ids, n).await;
+}
+
+/// What `finished_tasks_beyond_the_limit_leave_memory_but_not_the_api` checks, before and after a restart.
+async fn check_finished_beyond_memory(coord: &Coord, ids: &[String], n: usize) {
+    let listed = coord
+        .tasks()
+        .list_tasks(pb::ListTasksRequest { page_size: 1000, ..Default::default() })
+        .await
+        .expect("list")
+        .into_inner();
+    assert!(listed.total_matching <= 100, "memory holds at most 100 finished tasks: {}", listed.total_matching);
+    assert!(!listed.tasks.iter().any(|t| t.id == ids[0]), "the oldest is no longer listed");
+    let first = coord.task(&ids[0]).await;
+    assert_eq!((first.state, first.output.map(|o| o.stdout)), (pb::TaskState::Succeeded as i32, Some(b"e0".to_vec())));
+    let again = coord.submit_with_request_id(echo("e0"), "req-0").await;
+    assert_eq!(again.id, ids[0], "a retried submit finds the finished task by its request id");
+    let err = coord
+        .tasks()
+        .cancel_task(pb::CancelTaskRequest { task_id: ids[0].clone(), reason: String::new() })
+        .await
+        .expect_err("finished");
+    assert_eq!(err.code(), tonic::Code::FailedPrecondition, "{err:?}");
+    let mut watch = coord
+        .tasks()
+        .watch_tasks(pb::WatchTasksRequest { task_ids: vec![ids[1].clone()], initial_state: true })
+        .await
+        .expect("watch")
+        .into_inner();
+    let initial = tokio::time::timeout(DEADLINE, watch.message()).await.expect("in time").expect("ok");
+    assert_eq!(initial.and_then(|m| m.task).map(|t| t.state), Some(pb::TaskState::Succeeded as i32));
+    let missing = coord.tasks().get_task(pb::GetTaskRequest { task_id: "t-0000".into() }).await.expect_err("none");
+    assert_eq!(missing.code(), tonic::Code::NotFound);
+    let aggregates = coord
+        .topology()
+        .get_topology(pb::GetTopologyRequest::default())
+        .await
+        .expect("topology")
+        .into_inner()
+        .aggregates
+        .expect("aggregates");
+    assert_eq!(aggregates.completed_tasks, n as u64, "totals count every task, in memory or not");
+}

@@ -1,12 +1,15 @@
 //! `fog.v1.TaskService`.
 
+use super::ApiError;
 use super::validate::{self, Violations};
 use super::{ask, page_size};
 use crate::convert;
 use crate::engine::{Command, EngineHandle, TaskFilter};
+use crate::store::Store;
 use fog_proto::v1 as pb;
 use fog_proto::v1::task_service_server::TaskService;
 use std::pin::Pin;
+use std::sync::{Arc, Weak};
 use tokio::sync::broadcast::error::RecvError;
 use tokio_stream::Stream;
 use tonic::{Request, Response, Status};
@@ -14,12 +17,55 @@ use tonic::{Request, Response, Status};
 /// The task service.
 pub struct TaskApi {
     engine: EngineHandle,
+    /// For finished tasks the engine no longer keeps in memory (weak: the
+    /// service never keeps a stopped coordinator's store open).
+    store: Weak<dyn Store>,
 }
 
 impl TaskApi {
-    /// A service over the engine.
-    pub fn new(engine: EngineHandle) -> TaskApi {
-        TaskApi { engine }
+    /// A service over the engine, reading older finished tasks from `store`.
+    pub fn new(engine: EngineHandle, store: Arc<dyn Store>) -> TaskApi {
+        TaskApi { engine, store: Arc::downgrade(&store) }
+    }
+
+    /// A finished task that is in the store only, when the engine does not
+    /// know `id` (None: no such task anywhere).
+    async fn stored_task(&self, id: &str) -> Result<Option<pb::Task>, ApiError> {
+        if !self.engine.tasks_beyond_memory() {
+            return Ok(None);
+        }
+        let store = self.store.upgrade().ok_or_else(|| ApiError::Unavailable("the coordinator is stopping".into()))?;
+        store.get_task(id).await.map_err(|e| ApiError::Unavailable(format!("cannot read the task store: {e}")))
+    }
+
+    /// The finished task submitted earlier with `request_id`, when it is in
+    /// the store only (active and recent tasks are found by the engine).
+    async fn stored_request(&self, request_id: &str) -> Result<Option<pb::Task>, ApiError> {
+        if !self.engine.tasks_beyond_memory() {
+            return Ok(None);
+        }
+        let store = self.store.upgrade().ok_or_else(|| ApiError::Unavailable("the coordinator is stopping".into()))?;
+        store
+            .task_for_request(request_id)
+            .await
+            .map_err(|e| ApiError::Unavailable(format!("cannot read the task store: {e}")))
+    }
+
+    /// Asks the engine; if it does not know the task, looks in the store
+    /// and answers with `found` applied to the stored task.
+    async fn with_fallback<T>(
+        &self,
+        id: &str,
+        asked: Result<T, ApiError>,
+        found: impl FnOnce(pb::Task) -> Result<T, ApiError>,
+    ) -> Result<T, ApiError> {
+        match asked {
+            Err(ApiError::NotFound(why)) => match self.stored_task(id).await? {
+                Some(task) => found(task),
+                None => Err(ApiError::NotFound(why)),
+            },
+            other => other,
+        }
     }
 }
 
@@ -52,6 +98,13 @@ impl TaskService for TaskApi {
             v.finish()?;
             let spec = r.spec.expect("validated");
             let request_id = (!r.request_id.is_empty()).then_some(r.request_id);
+            // A retry of a submit whose task finished long ago (out of the
+            // engine's memory) answers with that task, not a second one.
+            if let Some(r) = &request_id
+                && let Some(task) = self.stored_request(r).await?
+            {
+                return Ok(task);
+            }
             let trace = span.as_ref().map(|s| s.span_context().clone());
             Ok::<_, Status>(ask(&self.engine, |reply| Command::Submit { spec, request_id, trace, reply }).await?)
         }
@@ -72,7 +125,8 @@ impl TaskService for TaskApi {
         let mut v = declared;
         validate::task_id(&mut v, "task_id", &r.task_id);
         v.finish()?;
-        let task = ask(&self.engine, |reply| Command::GetTask(r.task_id, reply)).await?;
+        let asked = ask(&self.engine, |reply| Command::GetTask(r.task_id.clone(), reply)).await;
+        let task = self.with_fallback(&r.task_id, asked, Ok).await?;
         Ok(Response::new(pb::GetTaskResponse { task: Some(task) }))
     }
 
@@ -113,7 +167,13 @@ impl TaskService for TaskApi {
         validate::task_id(&mut v, "task_id", &r.task_id);
         v.max_len("reason", &r.reason, 256);
         v.finish()?;
-        let task = ask(&self.engine, |reply| Command::Cancel { id: r.task_id, reason: r.reason, reply }).await?;
+        let asked = ask(&self.engine, |reply| Command::Cancel { id: r.task_id.clone(), reason: r.reason, reply }).await;
+        let task = self
+            .with_fallback(&r.task_id, asked, |t| {
+                let state = pb::TaskState::try_from(t.state).map_or("finished", |s| s.as_str_name());
+                Err(ApiError::FailedPrecondition(format!("task {} already finished ({state})", t.id)))
+            })
+            .await?;
         Ok(Response::new(pb::CancelTaskResponse { task: Some(task) }))
     }
 
@@ -132,11 +192,16 @@ impl TaskService for TaskApi {
         let mut rx = self.engine.subscribe_tasks();
         let ids: std::collections::HashSet<String> = r.task_ids.iter().cloned().collect();
         let initial = if r.initial_state && !ids.is_empty() {
-            ask(&self.engine, |reply| Command::TaskSnapshot(r.task_ids.clone(), reply))
-                .await?
-                .into_iter()
-                .map(|t| pb::WatchTasksResponse { task: Some(t), sequence: 0, lagged: false })
-                .collect()
+            let mut tasks = ask(&self.engine, |reply| Command::TaskSnapshot(r.task_ids.clone(), reply)).await?;
+            // Finished tasks out of the engine's memory: their final state, from the store.
+            for id in &r.task_ids {
+                if !tasks.iter().any(|t| t.id == *id)
+                    && let Some(t) = self.stored_task(id).await?
+                {
+                    tasks.push(t);
+                }
+            }
+            tasks.into_iter().map(|t| pb::WatchTasksResponse { task: Some(t), sequence: 0, lagged: false }).collect()
         } else {
             Vec::new()
         };
@@ -184,8 +249,20 @@ impl TaskService for TaskApi {
         v.finish()?;
         let limit = page_size(r.limit, 20);
         let task_id = (!r.task_id.is_empty()).then_some(r.task_id);
+        let id = task_id.clone().unwrap_or_default();
         let spec = r.spec;
-        Ok(Response::new(ask(&self.engine, |reply| Command::Explain { spec, task_id, limit, reply }).await?))
+        let asked = ask(&self.engine, |reply| Command::Explain { spec, task_id, limit, reply }).await;
+        // A finished task out of memory: explain its spec against the fleet now.
+        let explained = match asked {
+            Err(ApiError::NotFound(why)) => match self.stored_task(&id).await? {
+                Some(t) => {
+                    ask(&self.engine, |reply| Command::Explain { spec: t.spec, task_id: None, limit, reply }).await?
+                }
+                None => return Err(ApiError::NotFound(why).into()),
+            },
+            other => other?,
+        };
+        Ok(Response::new(explained))
     }
 }
 

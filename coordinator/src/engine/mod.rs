@@ -58,6 +58,8 @@ pub struct EngineConfig {
     pub ping_interval: Duration,
     /// Capacity of each session's outbound queue; overflow closes the session.
     pub session_queue: usize,
+    /// Finished tasks kept in memory (the newest); the rest are in the store only.
+    pub finished_tasks_kept: usize,
     /// The CA and lifetimes, when mTLS is on.
     pub identity: Option<Arc<crate::identity::IdentityContext>>,
     /// Token lifetimes and names.
@@ -76,6 +78,7 @@ impl EngineConfig {
             watch_buffer: cfg.watch_buffer,
             ping_interval: cfg.ping_interval,
             session_queue: 1024,
+            finished_tasks_kept: cfg.finished_tasks_kept,
             identity: None,
             auth: cfg.auth.clone(),
             metrics: Arc::default(),
@@ -97,9 +100,17 @@ pub struct EngineHandle {
     topo_events: broadcast::Sender<Arc<topology::Event>>,
     epoch: Arc<str>,
     stopping: tokio_util::sync::CancellationToken,
+    older_tasks: Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl EngineHandle {
+    /// True once some finished tasks are in the store only (not loaded at
+    /// the start, or evicted since): a task or request id the engine does
+    /// not know may then still be found in the store.
+    pub fn tasks_beyond_memory(&self) -> bool {
+        self.older_tasks.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
     /// Sends a command (waits for queue space: back-pressure).
     pub async fn send(&self, cmd: Command) -> Result<(), crate::api::ApiError> {
         self.tx.send(cmd).await.map_err(crate::api::error::engine_gone)
@@ -214,6 +225,47 @@ pub struct Engine {
     identity: identity::IdentityBook,
     auth: auth::AuthBook,
     traces: spans::TaskTraces,
+    /// The task totals as last written to the store.
+    totals_stored: TaskTotals,
+    /// Shared with the handle: some finished tasks are in the store only.
+    older_tasks: Arc<std::sync::atomic::AtomicBool>,
+}
+
+/// Store meta key of [`TaskTotals`].
+const TOTALS_KEY: &str = "tasks/totals";
+
+/// Counts over every task ever stored, not only those in memory: written
+/// with the batch that changes them, read back at a start.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+struct TaskTotals {
+    completed: u64,
+    failed: u64,
+    cancelled: u64,
+    placed: u64,
+    sla_met: u64,
+}
+
+impl TaskTotals {
+    fn of(c: fog_core::tasks::Counts) -> TaskTotals {
+        TaskTotals {
+            completed: c.completed,
+            failed: c.failed,
+            cancelled: c.cancelled,
+            placed: c.placed,
+            sla_met: c.sla_met,
+        }
+    }
+
+    fn counts(self) -> fog_core::tasks::Counts {
+        fog_core::tasks::Counts {
+            completed: self.completed,
+            failed: self.failed,
+            cancelled: self.cancelled,
+            placed: self.placed,
+            sla_met: self.sla_met,
+            ..Default::default()
+        }
+    }
 }
 
 impl Engine {
@@ -263,9 +315,12 @@ impl Engine {
             identity: identity::IdentityBook::restore(&snapshot.meta),
             auth,
             traces: spans::TaskTraces::default(),
+            totals_stored: TaskTotals::default(),
+            older_tasks: Arc::default(),
             cfg,
         };
         engine.pending.mutations.extend(auth_mutations);
+        let older_tasks = engine.older_tasks.clone();
         engine.restore(snapshot, now);
         let handle = EngineHandle {
             tx,
@@ -276,6 +331,7 @@ impl Engine {
             topo_events,
             epoch,
             stopping: tokio_util::sync::CancellationToken::new(),
+            older_tasks,
         };
         let join = tokio::spawn(async move { engine.run().await });
         (handle, join)
@@ -298,6 +354,18 @@ impl Engine {
         if unusable > 0 {
             warn!(count = unusable, "skipped unreadable task records");
         }
+        if let Some((_, v)) = snapshot.meta.iter().find(|(k, _)| k == TOTALS_KEY) {
+            match serde_json::from_slice::<TaskTotals>(v) {
+                Ok(totals) => {
+                    self.tasks.restore_totals(totals.counts());
+                    self.totals_stored = totals;
+                }
+                Err(e) => warn!(error = %e, "unreadable task totals; counting only the tasks loaded"),
+            }
+        }
+        if snapshot.finished_not_loaded > 0 {
+            self.older_tasks.store(true, std::sync::atomic::Ordering::Relaxed);
+        }
         let ids: Vec<NodeId> = self.nodes.iter().map(|e| e.id.clone()).collect();
         for id in ids {
             self.publish_node(&id);
@@ -306,6 +374,7 @@ impl Engine {
             target: "fog::lifecycle",
             nodes = self.nodes.len(),
             tasks = self.tasks.len(),
+            finished_in_store_only = snapshot.finished_not_loaded,
             ms = started.elapsed().as_millis(),
             "state restored"
         );
@@ -528,6 +597,18 @@ impl Engine {
                     let _ = tx.send(event);
                 }
             }));
+        }
+        // Finished tasks beyond the limit leave memory, oldest first, once
+        // their records are on their way to the store (above, or earlier).
+        if self.tasks.evict_finished(self.cfg.finished_tasks_kept) > 0 {
+            self.older_tasks.store(true, std::sync::atomic::Ordering::Relaxed);
+        }
+        let totals = TaskTotals::of(self.tasks.counts());
+        if totals != self.totals_stored {
+            // In the same batch as the task records that changed them.
+            let value = serde_json::to_vec(&totals).expect("plain numbers serialise");
+            self.pending.mutations.push(Mutation::PutMeta { key: TOTALS_KEY.into(), value });
+            self.totals_stored = totals;
         }
         for (id, reply) in std::mem::take(&mut self.pending.submits) {
             let task = self.tasks.get(&id).map(convert::task_pb);

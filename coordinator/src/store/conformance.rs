@@ -29,7 +29,10 @@ async fn clear(store: &dyn Store) {
     let mut batch: Vec<Mutation> = s.tasks.into_iter().map(|t| Mutation::DeleteTask(t.id)).collect();
     batch.extend(s.nodes.into_iter().map(|n| Mutation::DeleteNode(n.id)));
     batch.extend(s.meta.into_iter().map(|(k, _)| Mutation::DeleteMeta(k)));
-    commit(store, batch).await;
+    // At most what the writer commits at once (a task delete is two etcd operations).
+    for chunk in batch.chunks(4096) {
+        commit(store, chunk.to_vec()).await;
+    }
     assert_eq!(load(store).await, Snapshot::default(), "[{}] clear left data behind", store.backend());
 }
 
@@ -52,6 +55,8 @@ pub async fn run_all(store: &dyn Store) {
     empty_batch(store).await;
     clear(store).await;
     large_batch(store).await;
+    clear(store).await;
+    finished_tasks(store).await;
     clear(store).await;
 }
 
@@ -188,4 +193,53 @@ pub async fn large_batch(store: &dyn Store) {
     assert_eq!(s.tasks.len(), 10_000, "[{b}] large batch");
     assert_eq!(s.tasks[0], task("t00000", 0), "[{b}] large batch, first");
     assert_eq!(s.tasks[9_999], task("t09999", 9_999 % 7), "[{b}] large batch, last");
+}
+
+/// Finished tasks are kept apart: a start can read the active ones and only
+/// the newest finished ones; the rest are found by id and by request id.
+pub async fn finished_tasks(store: &dyn Store) {
+    use fog_proto::v1::TaskState;
+    let b = store.backend();
+    let with = |id: &str, state: TaskState, request: &str| Task {
+        state: state as i32,
+        request_id: request.into(),
+        ..task(id, 0)
+    };
+    let mut batch: Vec<Mutation> =
+        (1..=5).map(|i| Mutation::PutTask(with(&format!("a-{i}"), TaskState::Succeeded, &format!("r-{i}")))).collect();
+    batch.push(Mutation::PutTask(with("b-1", TaskState::Queued, "r-b1")));
+    batch.push(Mutation::PutTask(with("b-2", TaskState::Running, "")));
+    batch.push(Mutation::PutTask(with("b-3", TaskState::Queued, "r-b3")));
+    commit(store, batch).await;
+    let found = |r: Result<Option<Task>, super::StoreError>| r.unwrap_or_else(|e| panic!("[{b}] read failed: {e}"));
+    assert_eq!(found(store.task_for_request("r-b3").await), None, "[{b}] active tasks are not in the request index");
+    // b-3 finishes (cancelled): it moves, and is found by its request id.
+    commit(store, vec![Mutation::PutTask(with("b-3", TaskState::Cancelled, "r-b3"))]).await;
+
+    let recent = store.load_recent(2).await.unwrap_or_else(|e| panic!("[{b}] load_recent failed: {e}"));
+    let ids: Vec<&str> = recent.tasks.iter().map(|t| t.id.as_str()).collect();
+    assert_eq!(ids, ["a-5", "b-1", "b-2", "b-3"], "[{b}] active tasks and the 2 newest finished, by key");
+    assert_eq!(recent.finished_not_loaded, 4, "[{b}] finished tasks left in the store");
+    assert_eq!(recent.tasks[3].state, TaskState::Cancelled as i32, "[{b}] b-3 was moved, not copied");
+    let all = load(store).await;
+    assert_eq!(all.tasks.len(), 8, "[{b}] load() reads every task once: {:?}", all.tasks);
+    assert_eq!(all.finished_not_loaded, 0);
+    let none = store.load_recent(0).await.unwrap_or_else(|e| panic!("[{b}] load_recent failed: {e}"));
+    assert_eq!(none.tasks.iter().map(|t| t.id.as_str()).collect::<Vec<_>>(), ["b-1", "b-2"]);
+    assert_eq!(none.finished_not_loaded, 6);
+
+    assert_eq!(
+        found(store.get_task("a-1").await).map(|t| t.error),
+        Some("e-a-1".into()),
+        "[{b}] an old finished task by id"
+    );
+    assert_eq!(found(store.get_task("b-1").await).map(|t| t.id), Some("b-1".into()), "[{b}] an active task by id");
+    assert_eq!(found(store.get_task("nope").await), None);
+    assert_eq!(found(store.task_for_request("r-2").await).map(|t| t.id), Some("a-2".into()));
+    assert_eq!(found(store.task_for_request("r-b3").await).map(|t| t.id), Some("b-3".into()));
+    assert_eq!(found(store.task_for_request("r-none").await), None);
+
+    commit(store, vec![Mutation::DeleteTask("a-2".into())]).await;
+    assert_eq!(found(store.get_task("a-2").await), None, "[{b}] a deleted finished task is gone");
+    assert_eq!(found(store.task_for_request("r-2").await), None, "[{b}] and not found by its request id");
 }

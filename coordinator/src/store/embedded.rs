@@ -8,13 +8,15 @@
 //! so that opening after a crash loads the allocator state instead of
 //! scanning the whole file — runs every second while there are new commits,
 //! and whenever the log passes 32 MiB; the log then starts over. Opening
-//! replays the log on top of the last checkpoint. Tables `tasks`, `nodes` and
-//! `meta` map ids to prost-encoded `fog.v1` messages (meta: raw bytes).
+//! replays the log on top of the last checkpoint. Tables `tasks` (active),
+//! `finished`, `nodes` and `meta` map ids to prost-encoded `fog.v1` messages
+//! (meta: raw bytes); `requests` maps a finished task's request id to its id.
 
 use super::wal::{Encoded, Wal};
 use super::{Mutation, Snapshot, Store, StoreError};
+use fog_proto::v1::Task;
 use prost::Message;
-use redb::{Database, Durability, ReadableDatabase, ReadableTable, TableDefinition};
+use redb::{Database, Durability, ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition};
 use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, Weak};
@@ -23,6 +25,10 @@ use std::time::Duration;
 const TASKS: TableDefinition<&str, &[u8]> = TableDefinition::new("tasks");
 const NODES: TableDefinition<&str, &[u8]> = TableDefinition::new("nodes");
 const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
+/// Tasks in a final state (`tasks` holds the active ones).
+const FINISHED: TableDefinition<&str, &[u8]> = TableDefinition::new("finished");
+/// Request id → id of the finished task submitted with it.
+const REQUESTS: TableDefinition<&str, &str> = TableDefinition::new("requests");
 
 /// Name of the database file in the data directory.
 pub const FILE_NAME: &str = "fog.redb";
@@ -106,6 +112,8 @@ impl RedbStore {
             tx.open_table(TASKS)?;
             tx.open_table(NODES)?;
             tx.open_table(META)?;
+            tx.open_table(FINISHED)?;
+            tx.open_table(REQUESTS)?;
             write_batch(&tx, &replay)?;
             tx.commit()?;
             Ok(())
@@ -294,13 +302,23 @@ fn write_batch(tx: &redb::WriteTransaction, batch: &[Encoded]) -> Result<(), red
     let mut tasks = tx.open_table(TASKS)?;
     let mut nodes = tx.open_table(NODES)?;
     let mut meta = tx.open_table(META)?;
+    let mut finished = tx.open_table(FINISHED)?;
+    let mut requests = tx.open_table(REQUESTS)?;
     for m in batch {
         match m {
             Encoded::PutTask { key, value } => {
                 tasks.insert(key.as_str(), value.as_slice())?;
             }
+            Encoded::PutFinishedTask { key, value, request } => {
+                tasks.remove(key.as_str())?;
+                finished.insert(key.as_str(), value.as_slice())?;
+                if !request.is_empty() {
+                    requests.insert(request.as_str(), key.as_str())?;
+                }
+            }
             Encoded::DeleteTask(k) => {
                 tasks.remove(k.as_str())?;
+                finished.remove(k.as_str())?;
             }
             Encoded::PutNode { key, value } => {
                 nodes.insert(key.as_str(), value.as_slice())?;
@@ -320,16 +338,31 @@ fn write_batch(tx: &redb::WriteTransaction, batch: &[Encoded]) -> Result<(), red
     Ok(())
 }
 
-fn read_all(db: &Database, path: &Path) -> Result<Snapshot, StoreError> {
+fn decode_task(key: &str, value: &[u8]) -> Result<Task, StoreError> {
+    Task::decode(value).map_err(|e| StoreError::Corrupt(format!("task {key:?}: {e}")))
+}
+
+/// Active tasks, the newest `finished` finished ones, nodes and metadata, at one read transaction.
+fn read_recent(db: &Database, path: &Path, finished: usize) -> Result<Snapshot, StoreError> {
     let err = |e: redb::Error| redb_error(path, e);
     let tx = db.begin_read().map_err(|e| err(e.into()))?;
     let mut snap = Snapshot::default();
     let tasks = tx.open_table(TASKS).map_err(|e| err(e.into()))?;
     for row in tasks.iter().map_err(|e| err(e.into()))? {
         let (k, v) = row.map_err(|e| err(e.into()))?;
-        let t = Message::decode(v.value()).map_err(|e| StoreError::Corrupt(format!("task {:?}: {e}", k.value())))?;
-        snap.tasks.push(t);
+        snap.tasks.push(decode_task(k.value(), v.value())?);
     }
+    let done = tx.open_table(FINISHED).map_err(|e| err(e.into()))?;
+    let total = done.len().map_err(|e| err(e.into()))?;
+    let mut newest = Vec::with_capacity(finished.min(total as usize));
+    for row in done.iter().map_err(|e| err(e.into()))?.rev().take(finished) {
+        let (k, v) = row.map_err(|e| err(e.into()))?;
+        newest.push(decode_task(k.value(), v.value())?);
+    }
+    snap.finished_not_loaded = total - newest.len() as u64;
+    newest.reverse();
+    snap.tasks.extend(newest);
+    snap.tasks.sort_unstable_by(|a, b| a.id.cmp(&b.id));
     let nodes = tx.open_table(NODES).map_err(|e| err(e.into()))?;
     for row in nodes.iter().map_err(|e| err(e.into()))? {
         let (k, v) = row.map_err(|e| err(e.into()))?;
@@ -354,8 +387,38 @@ impl Store for RedbStore {
         self.blocking(move |inner| inner.commit(batch)).await
     }
 
-    async fn load(&self) -> Result<Snapshot, StoreError> {
-        self.blocking(|inner| read_all(&inner.db, &inner.path)).await
+    async fn load_recent(&self, finished: usize) -> Result<Snapshot, StoreError> {
+        self.blocking(move |inner| read_recent(&inner.db, &inner.path, finished)).await
+    }
+
+    async fn get_task(&self, id: &str) -> Result<Option<Task>, StoreError> {
+        let id = id.to_string();
+        self.blocking(move |inner| {
+            let err = |e: redb::Error| redb_error(&inner.path, e);
+            let tx = inner.db.begin_read().map_err(|e| err(e.into()))?;
+            for table in [TASKS, FINISHED] {
+                let t = tx.open_table(table).map_err(|e| err(e.into()))?;
+                if let Some(v) = t.get(id.as_str()).map_err(|e| err(e.into()))? {
+                    return decode_task(&id, v.value()).map(Some);
+                }
+            }
+            Ok(None)
+        })
+        .await
+    }
+
+    async fn task_for_request(&self, request_id: &str) -> Result<Option<Task>, StoreError> {
+        let request = request_id.to_string();
+        self.blocking(move |inner| {
+            let err = |e: redb::Error| redb_error(&inner.path, e);
+            let tx = inner.db.begin_read().map_err(|e| err(e.into()))?;
+            let requests = tx.open_table(REQUESTS).map_err(|e| err(e.into()))?;
+            let Some(id) = requests.get(request.as_str()).map_err(|e| err(e.into()))? else { return Ok(None) };
+            let done = tx.open_table(FINISHED).map_err(|e| err(e.into()))?;
+            let found = done.get(id.value()).map_err(|e| err(e.into()))?;
+            found.map(|v| decode_task(id.value(), v.value())).transpose()
+        })
+        .await
     }
 
     fn backend(&self) -> &'static str {
@@ -420,11 +483,16 @@ mod tests {
         // After the checkpoint: in redb only in memory, and in the log.
         store.commit(vec![Mutation::DeleteTask("t1".into()), Mutation::PutTask(task("t3"))]).await.unwrap();
         store.commit(vec![Mutation::PutMeta { key: "m".into(), value: vec![7] }]).await.unwrap();
+        // t2 finishes: the move to the finished tasks and the request index are replayed too.
+        let done = Task { state: fog_proto::v1::TaskState::Succeeded as i32, request_id: "req-2".into(), ..task("t2") };
+        store.commit(vec![Mutation::PutTask(done.clone())]).await.unwrap();
         crash_image(&store, image.path());
         let reopened = RedbStore::open(image.path()).unwrap();
         let snap = reopened.load().await.unwrap();
-        assert_eq!(snap.tasks, vec![task("t2"), task("t3")]);
+        assert_eq!(snap.tasks, vec![done.clone(), task("t3")]);
         assert_eq!(snap.meta, vec![("m".to_string(), vec![7])]);
+        assert_eq!(reopened.load_recent(0).await.unwrap().tasks, vec![task("t3")], "t2 is among the finished");
+        assert_eq!(reopened.task_for_request("req-2").await.unwrap(), Some(done));
         // Replay was folded in and the log started over: a second crash image agrees.
         let again = tempfile::tempdir().unwrap();
         crash_image(&reopened, again.path());

@@ -1,5 +1,6 @@
 //! The etcd backend of [`Store`] (`--store etcd`): the same records as the
-//! embedded store, prost-encoded under `<prefix>tasks/<id>`,
+//! embedded store, prost-encoded under `<prefix>tasks/<id>` (active),
+//! `<prefix>finished/<id>`,
 //! `<prefix>nodes/<id>` and `<prefix>meta/<key>`.
 //!
 //! - A batch is one etcd transaction: atomic, and durable on a quorum of
@@ -9,12 +10,15 @@
 //!   order leaves behind).
 //! - etcd caps a transaction at `--max-txn-ops` operations (128 by default)
 //!   and a request at `--max-request-bytes` (1.5 MiB); the writer's group
-//!   commit makes batches of up to 4,096 mutations, so Fogplane's etcd needs
+//!   commit makes batches of up to 4,096 mutations (a finished task is up to
+//!   three operations: the move and its request id), so Fogplane's etcd needs
 //!   `--max-txn-ops 16384 --max-request-bytes 33554432` (the error says so).
 //! - With a [`Fence`], every transaction also compares the leader key's
 //!   creation revision: once another replica holds the leadership, this one's
 //!   writes fail with [`StoreError::Fenced`] and change nothing.
-//! - `load` reads the whole prefix at one revision, in pages.
+//! - `load_recent` reads every table at one revision, in pages; of
+//!   `<prefix>finished/` only the newest keys. `<prefix>requests/<id>` maps
+//!   a finished task's request id to its task id.
 //! - TLS ([`EtcdTls`]): `https://` endpoints, etcd's CA, and a client
 //!   certificate when etcd asks for one (`--client-cert-auth`).
 
@@ -111,6 +115,70 @@ impl EtcdStore {
     fn key(&self, table: &str, id: &str) -> Vec<u8> {
         format!("{}{table}/{id}", self.prefix).into_bytes()
     }
+
+    /// One task record.
+    async fn get(&self, key: Vec<u8>) -> Result<Option<Task>, StoreError> {
+        let resp = self.client.kv_client().get(key, None).await.map_err(backend)?;
+        let Some(item) = resp.kvs().first() else { return Ok(None) };
+        Task::decode(item.value())
+            .map(Some)
+            .map_err(|e| StoreError::Corrupt(format!("{}: {e}", String::from_utf8_lossy(item.key()))))
+    }
+
+    /// Up to `limit` records of `table` at `revision` (0: the current one,
+    /// which is then set): all of them in key order when `limit` is
+    /// `usize::MAX`, else the last `limit` keys, newest (highest) first.
+    async fn scan(
+        &self,
+        table: &str,
+        revision: &mut i64,
+        limit: usize,
+    ) -> Result<Vec<etcd_client::KeyValue>, StoreError> {
+        use etcd_client::{SortOrder, SortTarget};
+        let mut kv = self.client.kv_client();
+        let start = self.key(table, "");
+        let mut end = prefix_end(&start);
+        let mut from = start.clone();
+        let newest_first = limit != usize::MAX;
+        let mut out = Vec::new();
+        while out.len() < limit {
+            let page = PAGE.min(i64::try_from(limit - out.len()).unwrap_or(PAGE));
+            let mut options = GetOptions::new().with_range(end.clone()).with_limit(page);
+            if newest_first {
+                options = options.with_sort(SortTarget::Key, SortOrder::Descend);
+            }
+            if *revision > 0 {
+                options = options.with_revision(*revision);
+            }
+            let mut resp = kv.get(from.clone(), Some(options)).await.map_err(backend)?;
+            if *revision == 0 {
+                *revision = resp.header().map_or(0, |h| h.revision());
+            }
+            let more = resp.more();
+            let kvs = resp.take_kvs();
+            let Some(last) = kvs.last() else { break };
+            if newest_first {
+                // The next page ends (exclusive) at the lowest key seen.
+                end = last.key().to_vec();
+            } else {
+                from = last.key().to_vec();
+                from.push(0);
+            }
+            out.extend(kvs);
+            if !more {
+                break;
+            }
+        }
+        Ok(out)
+    }
+
+    /// How many records `table` holds at `revision`.
+    async fn count(&self, table: &str, revision: i64) -> Result<u64, StoreError> {
+        let start = self.key(table, "");
+        let options = GetOptions::new().with_range(prefix_end(&start)).with_count_only().with_revision(revision);
+        let resp = self.client.kv_client().get(start, Some(options)).await.map_err(backend)?;
+        Ok(u64::try_from(resp.count()).unwrap_or(0))
+    }
 }
 
 #[async_trait::async_trait]
@@ -126,8 +194,19 @@ impl Store for EtcdStore {
         let mut last: BTreeMap<Vec<u8>, Option<Vec<u8>>> = BTreeMap::new();
         for m in batch {
             let (key, value) = match m {
+                Mutation::PutTask(t) if super::is_finished(&t) => {
+                    // Moved from the active tasks to the finished ones.
+                    last.insert(self.key("tasks", &t.id), None);
+                    if !t.request_id.is_empty() {
+                        last.insert(self.key("requests", &t.request_id), Some(t.id.clone().into_bytes()));
+                    }
+                    (self.key("finished", &t.id), Some(t.encode_to_vec()))
+                }
                 Mutation::PutTask(t) => (self.key("tasks", &t.id), Some(t.encode_to_vec())),
-                Mutation::DeleteTask(id) => (self.key("tasks", &id), None),
+                Mutation::DeleteTask(id) => {
+                    last.insert(self.key("finished", &id), None);
+                    (self.key("tasks", &id), None)
+                }
                 Mutation::PutNode(n) => (self.key("nodes", &n.id), Some(n.encode_to_vec())),
                 Mutation::DeleteNode(id) => (self.key("nodes", &id), None),
                 Mutation::PutMeta { key, value } => (self.key("meta", &key), Some(value)),
@@ -155,43 +234,46 @@ impl Store for EtcdStore {
         Ok(())
     }
 
-    async fn load(&self) -> Result<Snapshot, StoreError> {
-        let mut kv = self.client.kv_client();
+    async fn load_recent(&self, finished: usize) -> Result<Snapshot, StoreError> {
         let mut snapshot = Snapshot::default();
-        let end = prefix_end(self.prefix.as_bytes());
-        let mut from = self.prefix.clone().into_bytes();
         let mut revision = 0;
-        loop {
-            let mut options = GetOptions::new().with_range(end.clone()).with_limit(PAGE);
-            if revision > 0 {
-                options = options.with_revision(revision);
-            }
-            let resp = kv.get(from.clone(), Some(options)).await.map_err(backend)?;
-            if revision == 0 {
-                revision = resp.header().map_or(0, |h| h.revision());
-            }
-            for item in resp.kvs() {
-                let rest = &item.key()[self.prefix.len()..];
-                let text = String::from_utf8_lossy(rest);
-                let corrupt = |e: prost::DecodeError| StoreError::Corrupt(format!("{text}: {e}"));
-                if text.starts_with("tasks/") {
-                    snapshot.tasks.push(Task::decode(item.value()).map_err(corrupt)?);
-                } else if text.starts_with("nodes/") {
-                    snapshot.nodes.push(Node::decode(item.value()).map_err(corrupt)?);
-                } else if let Some(key) = text.strip_prefix("meta/") {
-                    snapshot.meta.push((key.to_string(), item.value().to_vec()));
-                }
-                // Other keys under the prefix (elections, ownership leases) are not records.
-            }
-            match (resp.more(), resp.kvs().last()) {
-                (true, Some(last)) => {
-                    from = last.key().to_vec();
-                    from.push(0);
-                }
-                _ => break,
-            }
+        let corrupt =
+            |key: &[u8], e: prost::DecodeError| StoreError::Corrupt(format!("{}: {e}", String::from_utf8_lossy(key)));
+        for item in self.scan("tasks", &mut revision, usize::MAX).await? {
+            snapshot.tasks.push(Task::decode(item.value()).map_err(|e| corrupt(item.key(), e))?);
+        }
+        let mut newest = Vec::new();
+        for item in self.scan("finished", &mut revision, finished).await? {
+            newest.push(Task::decode(item.value()).map_err(|e| corrupt(item.key(), e))?);
+        }
+        let total = self.count("finished", revision).await?;
+        snapshot.finished_not_loaded = total.saturating_sub(newest.len() as u64);
+        snapshot.tasks.extend(newest);
+        snapshot.tasks.sort_unstable_by(|a, b| a.id.cmp(&b.id));
+        for item in self.scan("nodes", &mut revision, usize::MAX).await? {
+            snapshot.nodes.push(Node::decode(item.value()).map_err(|e| corrupt(item.key(), e))?);
+        }
+        let meta = self.key("meta", "").len();
+        for item in self.scan("meta", &mut revision, usize::MAX).await? {
+            let key = String::from_utf8_lossy(&item.key()[meta..]).into_owned();
+            snapshot.meta.push((key, item.value().to_vec()));
         }
         Ok(snapshot)
+    }
+
+    async fn get_task(&self, id: &str) -> Result<Option<Task>, StoreError> {
+        for table in ["tasks", "finished"] {
+            if let Some(t) = self.get(self.key(table, id)).await? {
+                return Ok(Some(t));
+            }
+        }
+        Ok(None)
+    }
+
+    async fn task_for_request(&self, request_id: &str) -> Result<Option<Task>, StoreError> {
+        let resp = self.client.kv_client().get(self.key("requests", request_id), None).await.map_err(backend)?;
+        let Some(id) = resp.kvs().first() else { return Ok(None) };
+        self.get(self.key("finished", &String::from_utf8_lossy(id.value()))).await
     }
 
     fn backend(&self) -> &'static str {

@@ -2,7 +2,10 @@
 //! and the group-commit [`writer`] that the engine submits its decisions to.
 //!
 //! The store holds what must survive a coordinator restart (tasks, nodes and a
-//! few metadata keys) as prost-encoded `fog.v1` messages keyed by id. It is
+//! few metadata keys) as prost-encoded `fog.v1` messages keyed by id.
+//! Finished tasks are kept apart from active ones (a `PutTask` whose state is
+//! terminal moves the record), with an index from request id to task id, so
+//! that a start reads the active tasks and only the newest finished ones. It is
 //! written only through the writer: decisions are committed (fsync) before
 //! their effects run, so nothing a client or node was told is ever lost.
 //! What this module is not: it does not interpret the records; the engine
@@ -60,11 +63,16 @@ impl Mutation {
     }
 }
 
-/// Everything stored, each table sorted by key.
+/// What a start reads: every active task and the newest finished ones, every
+/// node and every metadata value, each table sorted by key.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Snapshot {
-    /// Tasks.
+    /// Active tasks, then the newest finished tasks (up to the limit the
+    /// load was given), in key order (task ids are time-ordered).
     pub tasks: Vec<Task>,
+    /// Finished tasks the store holds beyond those in `tasks`: they are read
+    /// one at a time ([`Store::get_task`], [`Store::task_for_request`]).
+    pub finished_not_loaded: u64,
     /// Nodes.
     pub nodes: Vec<Node>,
     /// Metadata.
@@ -123,7 +131,25 @@ pub trait Store: Send + Sync + 'static {
     /// fails the whole batch with [`StoreError::Invalid`]. An empty batch is Ok.
     async fn commit(&self, batch: Vec<Mutation>) -> Result<(), StoreError>;
     /// Everything stored.
-    async fn load(&self) -> Result<Snapshot, StoreError>;
+    async fn load(&self) -> Result<Snapshot, StoreError> {
+        self.load_recent(usize::MAX).await
+    }
+    /// Every active task, node and metadata value, and of the finished
+    /// tasks only the newest `finished` (by id, which is time-ordered): what
+    /// a coordinator keeps in memory, so that a start does not depend on
+    /// how much history the store holds.
+    async fn load_recent(&self, finished: usize) -> Result<Snapshot, StoreError>;
+    /// One task by id, finished or not.
+    async fn get_task(&self, id: &str) -> Result<Option<Task>, StoreError>;
+    /// The finished task submitted with this request id, if any (active
+    /// tasks are in the coordinator's memory, and found there).
+    async fn task_for_request(&self, request_id: &str) -> Result<Option<Task>, StoreError>;
     /// The backend's name: "redb" or "etcd".
     fn backend(&self) -> &'static str;
+}
+
+/// True for a task record in a final state (it moves to the finished tasks).
+pub fn is_finished(task: &Task) -> bool {
+    use fog_proto::v1::TaskState;
+    matches!(TaskState::try_from(task.state), Ok(TaskState::Succeeded | TaskState::Failed | TaskState::Cancelled))
 }

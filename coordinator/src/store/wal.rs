@@ -39,17 +39,36 @@ const MAX_RECORD: usize = 1 << 30;
 /// One mutation with its value already encoded (encoded once, for the log and for redb).
 #[derive(Debug, Clone, PartialEq)]
 pub enum Encoded {
-    PutTask { key: String, value: Vec<u8> },
+    PutTask {
+        key: String,
+        value: Vec<u8>,
+    },
+    /// A task in a final state: moved to the finished tasks, and indexed by
+    /// its request id (not logged: decoded from the value on replay).
+    PutFinishedTask {
+        key: String,
+        value: Vec<u8>,
+        request: String,
+    },
     DeleteTask(String),
-    PutNode { key: String, value: Vec<u8> },
+    PutNode {
+        key: String,
+        value: Vec<u8>,
+    },
     DeleteNode(String),
-    PutMeta { key: String, value: Vec<u8> },
+    PutMeta {
+        key: String,
+        value: Vec<u8>,
+    },
     DeleteMeta(String),
 }
 
 impl Encoded {
     pub fn from_mutation(m: Mutation) -> Encoded {
         match m {
+            Mutation::PutTask(t) if super::is_finished(&t) => {
+                Encoded::PutFinishedTask { value: t.encode_to_vec(), key: t.id, request: t.request_id }
+            }
             Mutation::PutTask(t) => Encoded::PutTask { value: t.encode_to_vec(), key: t.id },
             Mutation::DeleteTask(k) => Encoded::DeleteTask(k),
             Mutation::PutNode(n) => Encoded::PutNode { value: n.encode_to_vec(), key: n.id },
@@ -67,14 +86,16 @@ impl Encoded {
             Encoded::DeleteNode(_) => 4,
             Encoded::PutMeta { .. } => 5,
             Encoded::DeleteMeta(_) => 6,
+            Encoded::PutFinishedTask { .. } => 7,
         }
     }
 
     fn parts(&self) -> (&str, &[u8]) {
         match self {
-            Encoded::PutTask { key, value } | Encoded::PutNode { key, value } | Encoded::PutMeta { key, value } => {
-                (key, value)
-            }
+            Encoded::PutTask { key, value }
+            | Encoded::PutFinishedTask { key, value, .. }
+            | Encoded::PutNode { key, value }
+            | Encoded::PutMeta { key, value } => (key, value),
             Encoded::DeleteTask(k) | Encoded::DeleteNode(k) | Encoded::DeleteMeta(k) => (k, &[]),
         }
     }
@@ -121,6 +142,10 @@ fn decode_batch(mut p: &[u8]) -> Option<Vec<Encoded>> {
             4 => Encoded::DeleteNode(key),
             5 => Encoded::PutMeta { key, value },
             6 => Encoded::DeleteMeta(key),
+            7 => {
+                let request = Task::decode(value.as_slice()).ok()?.request_id;
+                Encoded::PutFinishedTask { key, value, request }
+            }
             _ => return None,
         });
     }
@@ -150,7 +175,9 @@ pub fn check_size(batch: &[Encoded]) -> Result<(), StoreError> {
 pub fn check_value(m: &Encoded) -> Result<(), StoreError> {
     let bad = |what: &str, key: &str, e: prost::DecodeError| StoreError::Corrupt(format!("logged {what} {key:?}: {e}"));
     match m {
-        Encoded::PutTask { key, value } => Task::decode(value.as_slice()).map(drop).map_err(|e| bad("task", key, e)),
+        Encoded::PutTask { key, value } | Encoded::PutFinishedTask { key, value, .. } => {
+            Task::decode(value.as_slice()).map(drop).map_err(|e| bad("task", key, e))
+        }
         Encoded::PutNode { key, value } => Node::decode(value.as_slice()).map(drop).map_err(|e| bad("node", key, e)),
         _ => Ok(()),
     }

@@ -285,8 +285,14 @@ mod tests {
             self.committed.lock().unwrap().extend(batch.iter().map(|m| m.key().to_string()));
             Ok(())
         }
-        async fn load(&self) -> Result<Snapshot, StoreError> {
+        async fn load_recent(&self, _: usize) -> Result<Snapshot, StoreError> {
             Ok(Snapshot::default())
+        }
+        async fn get_task(&self, _: &str) -> Result<Option<fog_proto::v1::Task>, StoreError> {
+            Ok(None)
+        }
+        async fn task_for_request(&self, _: &str) -> Result<Option<fog_proto::v1::Task>, StoreError> {
+            Ok(None)
         }
         fn backend(&self) -> &'static str {
             "recording"
@@ -305,7 +311,13 @@ mod tests {
                 Err(StoreError::Backend("disk on fire".into()))
             }
         }
-        async fn load(&self) -> Result<Snapshot, StoreError> {
+        async fn load_recent(&self, _: usize) -> Result<Snapshot, StoreError> {
+            Err(StoreError::Closed)
+        }
+        async fn get_task(&self, _: &str) -> Result<Option<fog_proto::v1::Task>, StoreError> {
+            Err(StoreError::Closed)
+        }
+        async fn task_for_request(&self, _: &str) -> Result<Option<fog_proto::v1::Task>, StoreError> {
             Err(StoreError::Closed)
         }
         fn backend(&self) -> &'static str {

@@ -3207,7 +3207,7 @@ pub struct ListTasksResponse {
     /// Token for the next page; empty when this is the last one.
     #[prost(string, tag = "2")]
     pub next_page_token: ::prost::alloc::string::String,
-    /// How many tasks match the filters in total.
+    /// How many listed tasks (active, and the newest finished) match the filters in total.
     #[prost(uint64, tag = "3")]
     pub total_matching: u64,
 }
@@ -3561,7 +3561,9 @@ pub mod task_service_client {
                 .insert(GrpcMethod::new("fog.v1.TaskService", "GetTask"));
             self.inner.unary(req, path, codec).await
         }
-        /// Lists tasks matching the filters, newest first, one page at a time.
+        /// Lists tasks matching the filters, newest first, one page at a time:
+        /// every active task and the newest finished ones (the coordinator's
+        /// --finished-tasks-kept); older finished tasks are read with GetTask.
         pub async fn list_tasks(
             &mut self,
             request: impl tonic::IntoRequest<super::ListTasksRequest>,
@@ -3690,7 +3692,9 @@ pub mod task_service_server {
             &self,
             request: tonic::Request<super::GetTaskRequest>,
         ) -> std::result::Result<tonic::Response<super::GetTaskResponse>, tonic::Status>;
-        /// Lists tasks matching the filters, newest first, one page at a time.
+        /// Lists tasks matching the filters, newest first, one page at a time:
+        /// every active task and the newest finished ones (the coordinator's
+        /// --finished-tasks-kept); older finished tasks are read with GetTask.
         async fn list_tasks(
             &self,
             request: tonic::Request<super::ListTasksRequest>,
@@ -5362,10 +5366,10 @@ pub struct Aggregates {
     /// Tasks assigned or running.
     #[prost(uint64, tag = "6")]
     pub running_tasks: u64,
-    /// Tasks that succeeded since the coordinator started.
+    /// Tasks that succeeded, over the cluster's whole history (kept across restarts).
     #[prost(uint64, tag = "7")]
     pub completed_tasks: u64,
-    /// Tasks that failed since the coordinator started.
+    /// Tasks that failed, over the cluster's whole history (kept across restarts).
     #[prost(uint64, tag = "8")]
     pub failed_tasks: u64,
     /// Share of placed tasks that met their tier's placement target, 0 to 1.

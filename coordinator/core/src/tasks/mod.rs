@@ -109,6 +109,9 @@ pub struct TaskBook<P> {
     by_request: HashMap<String, TaskId>,
     deadlines: BTreeSet<(Millis, TaskId, AttemptNo)>,
     counts: Counts,
+    /// Finished tasks in memory, oldest first (the order they finished or
+    /// were restored in): [`TaskBook::evict_finished`] drops from the front.
+    finished: std::collections::VecDeque<TaskId>,
 }
 
 impl<P> Default for TaskBook<P> {
@@ -119,6 +122,7 @@ impl<P> Default for TaskBook<P> {
             by_request: HashMap::new(),
             deadlines: BTreeSet::new(),
             counts: Counts::default(),
+            finished: std::collections::VecDeque::new(),
         }
     }
 }
@@ -203,6 +207,9 @@ impl<P> TaskBook<P> {
             TaskState::Succeeded => self.counts.completed += 1,
             TaskState::Failed => self.counts.failed += 1,
             TaskState::Cancelled => self.counts.cancelled += 1,
+        }
+        if task.state.is_terminal() {
+            self.finished.push_back(id.clone());
         }
         if task.placed_at.is_some() {
             self.counts.placed += 1;
@@ -556,6 +563,46 @@ impl<P> TaskBook<P> {
         task.state = state;
         task.error = error;
         task.finished_at = Some(now);
+        self.finished.push_back(task.id.clone());
+    }
+
+    /// Drops the oldest finished tasks from memory until at most `keep`
+    /// remain (their records stay in the store); returns how many went.
+    /// Counts are unchanged: they cover every task, in memory or not.
+    pub fn evict_finished(&mut self, keep: usize) -> usize {
+        let mut evicted = 0;
+        while self.finished.len() > keep {
+            let Some(id) = self.finished.pop_front() else { break };
+            if self.tasks.get(&id).is_none_or(|t| !t.state.is_terminal()) {
+                continue;
+            }
+            if let Some(t) = self.tasks.remove(&id) {
+                if let Some(r) = t.request_id
+                    && self.by_request.get(&r).is_some_and(|o| *o == id)
+                {
+                    self.by_request.remove(&r);
+                }
+                evicted += 1;
+            }
+        }
+        evicted
+    }
+
+    /// Finished tasks in memory.
+    pub fn finished_in_memory(&self) -> usize {
+        self.finished.len()
+    }
+
+    /// After a restore: the totals of finished, placed and SLA-met tasks
+    /// over every task ever stored (the book counted only those it was
+    /// given). A lower figure than counted is ignored.
+    pub fn restore_totals(&mut self, totals: Counts) {
+        let c = &mut self.counts;
+        c.completed = c.completed.max(totals.completed);
+        c.failed = c.failed.max(totals.failed);
+        c.cancelled = c.cancelled.max(totals.cancelled);
+        c.placed = c.placed.max(totals.placed);
+        c.sla_met = c.sla_met.max(totals.sla_met);
     }
 }
 

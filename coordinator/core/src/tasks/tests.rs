@@ -254,3 +254,37 @@ fn request_ids_and_forget() {
     assert_eq!(w.book.counts().queued, 0);
     assert!(w.place(1).is_empty());
 }
+
+#[test]
+fn eviction_drops_the_oldest_finished_tasks_and_keeps_active_ones_and_counts() {
+    let mut w = World::new(1, 1000);
+    let req = |p: TaskParams, r: &str| TaskParams { request_id: Some(r.into()), ..p };
+    // Three tasks finish in the order t2, t1, t3 (cancellations); t4 stays queued.
+    let ids: Vec<TaskId> = (1..=4)
+        .map(|i| w.submit(&format!("t{i}"), req(params(SlaTier::Bronze, 100, 1, 0), &format!("r{i}")), 0))
+        .collect();
+    for (i, id) in [&ids[1], &ids[0], &ids[2]].into_iter().enumerate() {
+        w.book.cancel(&mut w.nodes, id, "", 1 + i as Millis).unwrap();
+    }
+    let before = w.book.counts();
+    assert_eq!((before.cancelled, before.queued), (3, 1));
+    assert_eq!(w.book.finished_in_memory(), 3);
+
+    assert_eq!(w.book.evict_finished(1), 2, "the two that finished first go");
+    assert!(w.book.get("t2").is_none() && w.book.get("t1").is_none());
+    assert_eq!(w.state("t3"), TaskState::Cancelled, "the newest finished stays");
+    assert_eq!(w.state("t4"), TaskState::Queued, "active tasks are never evicted");
+    assert!(w.book.by_request_id("r1").is_none(), "an evicted task's request id is forgotten with it");
+    assert!(w.book.by_request_id("r3").is_some());
+    assert_eq!(w.book.counts(), before, "counts cover evicted tasks too");
+    assert_eq!(w.book.evict_finished(1), 0);
+    assert_eq!(w.book.evict_finished(0), 1);
+    assert_eq!(w.book.len(), 1);
+
+    // A restart restores only what was kept; the totals come from the store.
+    let mut fresh: TaskBook<()> = TaskBook::new();
+    fresh.restore_totals(Counts { cancelled: 3, placed: 0, ..Counts::default() });
+    assert_eq!(fresh.counts().cancelled, 3);
+    fresh.restore_totals(Counts::default());
+    assert_eq!(fresh.counts().cancelled, 3, "a lower total never lowers a count");
+}
