@@ -383,6 +383,7 @@ pub fn node_pb(e: &NodeEntry, now: Millis) -> pb::Node {
         maintenance: e.maintenance,
         location: Some(location),
         labels: labels_pb(&e.labels),
+        operator_label_keys: e.operator_label_keys.clone(),
         capacity: Some(resources_pb(e.capacity)),
         allocated: Some(resources_pb(e.allocated)),
         cpu_usage: e.live.cpu_usage,
@@ -420,6 +421,7 @@ pub fn node_record(e: &NodeEntry) -> pb::Node {
         maintenance: e.maintenance,
         location: Some(location_pb(&e.location)),
         labels: labels_pb(&e.labels),
+        operator_label_keys: e.operator_label_keys.clone(),
         capacity: Some(resources_pb(e.capacity)),
         completed_tasks: e.completed_tasks,
         failed_tasks: e.failed_tasks,
@@ -443,6 +445,9 @@ pub fn node_from_record(r: &pb::Node) -> NodeEntry {
         supports_onion_routing: r.supports_onion_routing,
     };
     let mut e = NodeEntry::new(reg, r.registered_at.as_ref().map_or(0, ms));
+    e.operator_label_keys = r.operator_label_keys.clone();
+    e.operator_label_keys.sort_unstable();
+    e.operator_label_keys.dedup();
     e.cordoned = r.cordoned;
     e.draining = r.draining;
     e.maintenance = r.maintenance;

@@ -189,3 +189,74 @@ async fn a_retried_submit_with_the_same_request_id_returns_the_same_task() {
     let all = c.tasks().list_tasks(pb::ListTasksRequest::default()).await.unwrap().into_inner();
     assert_eq!(all.total_matching, 1);
 }
+
+/// Labels an operator sets stay when the agent says hello again (after a
+/// reconnect, and after a coordinator restart); the agent's own labels are
+/// refreshed from its hello, and an operator's value wins over the agent's.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn operator_labels_survive_the_agents_next_hello() {
+    let mut c = Coord::start_kept(|_| {}).await;
+    let mut s = spec("lab-1", 1000);
+    s.labels = vec![("team".into(), "a".into()), ("site".into(), "reported".into())];
+    let node = c.node(s);
+    c.wait_healthy(1).await;
+    c.fleet()
+        .update_node_labels(pb::UpdateNodeLabelsRequest {
+            node_id: "lab-1".into(),
+            set: vec![
+                pb::Label { key: "site".into(), value: "lab".into() },
+                pb::Label { key: "env".into(), value: "prod".into() },
+            ],
+            remove: vec![],
+        })
+        .await
+        .expect("labels set");
+    let labels = |n: &pb::Node| -> Vec<(String, String)> {
+        let mut l: Vec<_> = n.labels.iter().map(|l| (l.key.clone(), l.value.clone())).collect();
+        l.sort();
+        l
+    };
+    let want = vec![
+        ("env".to_string(), "prod".to_string()),
+        ("site".to_string(), "lab".to_string()),
+        ("team".to_string(), "a".to_string()),
+    ];
+    let n = c.get_node("lab-1").await;
+    assert_eq!((labels(&n), n.operator_label_keys.clone()), (want.clone(), vec!["env".into(), "site".into()]));
+
+    // The agent reconnects and says hello again with its own labels.
+    let opened = node.stats().sessions_opened;
+    node.disconnect();
+    eventually("the node's next session", DEADLINE, || async { (node.stats().sessions_opened > opened).then_some(()) })
+        .await;
+    c.wait_healthy(1).await;
+    assert_eq!(labels(&c.get_node("lab-1").await), want, "operator labels survive a new hello");
+
+    // And a coordinator restart (the keys are in the node's record).
+    c.stop().await;
+    c.restart().await;
+    let node = c.node({
+        let mut s = spec("lab-1", 1000);
+        s.labels = vec![("team".into(), "b".into())];
+        s
+    });
+    c.wait_healthy(1).await;
+    let n = c.get_node("lab-1").await;
+    let want_after = vec![
+        ("env".to_string(), "prod".to_string()),
+        ("site".to_string(), "lab".to_string()),
+        ("team".to_string(), "b".to_string()),
+    ];
+    assert_eq!(labels(&n), want_after, "the agent's own label is refreshed, the operator's kept");
+    // An operator removes one: it is gone, and no longer protected.
+    c.fleet()
+        .update_node_labels(pb::UpdateNodeLabelsRequest {
+            node_id: "lab-1".into(),
+            set: vec![],
+            remove: vec!["env".into()],
+        })
+        .await
+        .expect("label removed");
+    assert_eq!(c.get_node("lab-1").await.operator_label_keys, vec!["site".to_string()]);
+    node.stop();
+}

@@ -363,9 +363,9 @@ impl Engine {
             AdminOp::Maintenance(on) => e.maintenance = on,
             AdminOp::Labels { set, remove } => {
                 for k in remove {
-                    e.labels.remove(&k);
+                    e.remove_operator_label(&k);
                 }
-                e.labels.extend(set);
+                e.set_operator_labels(set);
             }
         });
         if changed.is_none() {

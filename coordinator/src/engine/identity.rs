@@ -135,7 +135,7 @@ impl Engine {
             self.nodes.insert(NodeEntry::new(reg, now));
             self.liveness.restore(id.clone(), now);
         }
-        self.nodes.update(&node_id, |e| e.labels.extend(used.labels.iter().cloned()));
+        self.nodes.update(&node_id, |e| e.set_operator_labels(used.labels.iter().cloned()));
         self.pending.nodes.insert(id.clone());
         self.flush_nodes();
         self.record_cert(&node_id, &issued.serial_hex, issued.not_after);

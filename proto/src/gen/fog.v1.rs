@@ -1743,6 +1743,11 @@ pub struct Node {
     /// the node has no session or a single coordinator runs.
     #[prost(string, tag = "32")]
     pub session_replica: ::prost::alloc::string::String,
+    /// Keys of the labels an operator set (LabelNode, or the join token the
+    /// node joined with), sorted. The agent's own labels never replace or
+    /// remove them; the other labels are the agent's, refreshed at each hello.
+    #[prost(string, repeated, tag = "33")]
+    pub operator_label_keys: ::prost::alloc::vec::Vec<::prost::alloc::string::String>,
 }
 /// Request of ListNodes.
 #[derive(Clone, PartialEq, ::prost::Message)]

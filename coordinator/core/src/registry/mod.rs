@@ -74,15 +74,18 @@ impl NodeTable {
     }
 
     /// Registers a node from its hello, or refreshes the facts of a known one
-    /// (capacity, location, type, version, self-reported labels; admin-set
-    /// `fog.io/` labels and admin state are kept). Returns its slot.
+    /// (capacity, location, type, version, self-reported labels; labels an
+    /// operator set, `fog.io/` ones included, and admin state are kept).
+    /// Returns its slot.
     pub fn register(&mut self, reg: NodeRegistration, now: Millis) -> Slot {
         if let Some(slot) = self.slot_of(&reg.id) {
             self.update_slot(slot, |e| {
                 let admin: Vec<(String, String)> = e
                     .labels
                     .iter()
-                    .filter(|(k, _)| crate::domain::is_reserved_label(k))
+                    .filter(|(k, _)| {
+                        crate::domain::is_reserved_label(k) || e.operator_label_keys.binary_search(k).is_ok()
+                    })
                     .map(|(k, v)| (k.clone(), v.clone()))
                     .collect();
                 e.name = reg.name;

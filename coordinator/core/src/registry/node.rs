@@ -110,6 +110,9 @@ pub struct NodeEntry {
     pub location: Location,
     /// Labels: self-reported ones merged with admin-set ones.
     pub labels: Labels,
+    /// Keys of the labels an operator set (LabelNode, or the join token),
+    /// sorted: the agent's own labels never replace or remove them.
+    pub operator_label_keys: Vec<String>,
     /// Capacity.
     pub capacity: Resources,
     /// Reserved by the attempts placed here.
@@ -151,6 +154,24 @@ pub struct NodeEntry {
 }
 
 impl NodeEntry {
+    /// Sets labels on an operator's behalf: they stay until an operator
+    /// removes them, whatever the agent reports.
+    pub fn set_operator_labels(&mut self, set: impl IntoIterator<Item = (String, String)>) {
+        for (k, v) in set {
+            if let Err(at) = self.operator_label_keys.binary_search(&k) {
+                self.operator_label_keys.insert(at, k.clone());
+            }
+            self.labels.insert(k, v);
+        }
+    }
+
+    /// Removes a label on an operator's behalf (an agent that reports it
+    /// sets it again at its next hello).
+    pub fn remove_operator_label(&mut self, key: &str) {
+        self.operator_label_keys.retain(|k| k != key);
+        self.labels.remove(key);
+    }
+
     /// A new entry from a registration.
     pub fn new(reg: NodeRegistration, now: Millis) -> NodeEntry {
         NodeEntry {
@@ -159,6 +180,7 @@ impl NodeEntry {
             node_type: reg.node_type,
             location: reg.location,
             labels: reg.labels,
+            operator_label_keys: Vec::new(),
             capacity: reg.capacity,
             allocated: Resources::ZERO,
             attempts: BTreeSet::new(),
