@@ -227,32 +227,69 @@ async fn seed(data_dir: &std::path::Path, prefix: &str, nodes: usize, tasks: usi
 /// (Not `GetTopology`: with 100k nodes that is a multi-megabyte answer, and
 /// it measured the reconnect storm more than the restart.) The probe runs on
 /// its own thread and runtime, so the 100k simulated nodes reconnecting in
-/// this process do not delay it.
+/// this process do not delay it; it starts before the new process is
+/// spawned, with the API token from before the restart (stored), so the
+/// bench's own start-up calls on the busy runtime are not counted either.
 async fn serving(coord: &Coord, t0: Instant) -> anyhow::Result<f64> {
-    let (addr, token) = (coord.addr, coord.token.clone());
-    let probe = std::thread::spawn(move || -> anyhow::Result<()> {
+    probe(coord.addr, coord.token.clone(), t0).await
+}
+
+/// [`serving`] for a coordinator that is being started on `addr`: the probe
+/// polls from `t0` until it answers.
+fn probe(addr: std::net::SocketAddr, token: String, t0: Instant) -> impl Future<Output = anyhow::Result<f64>> {
+    let probe = std::thread::spawn(move || -> anyhow::Result<f64> {
         let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
-        rt.block_on(async move {
+        // What each attempt saw, to tell a refusal from a slow answer.
+        let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+        let log = seen.clone();
+        let result = rt.block_on(async move {
             until("the coordinator serves", Duration::from_secs(120), || {
-                let token = token.clone();
+                let (token, log) = (token.clone(), log.clone());
                 async move {
-                    let Ok(channel) =
-                        tonic::transport::Endpoint::from_shared(format!("http://{addr}")).expect("url").connect().await
-                    else {
-                        return false;
+                    let at = t0.elapsed().as_secs_f64();
+                    let note = |what: String| log.lock().expect("probe log").push(format!("{at:.2}s {what}"));
+                    let channel = match tonic::transport::Endpoint::from_shared(format!("http://{addr}"))
+                        .expect("url")
+                        .connect()
+                        .await
+                    {
+                        Ok(c) => c,
+                        Err(e) => {
+                            note(format!("connect: {e}"));
+                            return false;
+                        }
                     };
                     let mut system = fog::system_service_client::SystemServiceClient::with_interceptor(
                         channel,
                         crate::coord::bearer(&token),
                     );
-                    system.get_system_status(fog::GetSystemStatusRequest::default()).await.is_ok()
+                    let connected = t0.elapsed().as_secs_f64();
+                    match system.get_system_status(fog::GetSystemStatusRequest::default()).await {
+                        Ok(_) => {
+                            note(format!("answered (connected at {connected:.2}s)"));
+                            true
+                        }
+                        Err(e) => {
+                            note(format!(
+                                "{:?} after {:.2}s: {}",
+                                e.code(),
+                                t0.elapsed().as_secs_f64() - at,
+                                e.message()
+                            ));
+                            false
+                        }
+                    }
                 }
             })
             .await
-        })
+        });
+        let seen = seen.lock().expect("probe log");
+        let unreachable = seen.iter().filter(|l| l.contains("connect:")).count();
+        let refused: Vec<&String> = seen.iter().filter(|l| !l.contains("connect:")).collect();
+        eprintln!("probe: {unreachable} attempts could not connect; then {refused:?}");
+        result.map(|()| t0.elapsed().as_secs_f64())
     });
-    tokio::task::spawn_blocking(move || probe.join()).await?.map_err(|_| anyhow::anyhow!("probe panicked"))??;
-    Ok(t0.elapsed().as_secs_f64())
+    async move { tokio::task::spawn_blocking(move || probe.join()).await?.map_err(|_| anyhow::anyhow!("probe panicked"))? }
 }
 
 /// How a restart ended the old process.
@@ -282,8 +319,9 @@ async fn bounce(
         Stop::Crash => coord.proc.kill().await,
     }
     let exited = stopped.elapsed().as_secs_f64();
+    let serving = probe(addr, coord.token.clone(), stopped);
     *coord = Coord::start_in(data_dir, &["--heartbeat-interval", "5s"], Some(addr)).await?;
-    let serving = serving(coord, stopped).await?;
+    let serving = serving.await?;
     // Sample reconnections every 100 ms until all are back.
     let (mut peak, mut last) = (0u64, opened(fleet_nodes));
     let deadline = Instant::now() + Duration::from_secs(120);
