@@ -87,6 +87,12 @@ async fn check_finished_beyond_memory(coord: &Coord, ids: &[String], n: usize) {
     assert_eq!((first.state, first.output.map(|o| o.stdout)), (pb::TaskState::Succeeded as i32, Some(b"e0".to_vec())));
     let again = coord.submit_with_request_id(echo("e0"), "req-0").await;
     assert_eq!(again.id, ids[0], "a retried submit finds the finished task by its request id");
+    // A new request id still makes a new task, once (after the restart, the
+    // same id finds the task made before it).
+    let fresh = "fresh-1";
+    let new = coord.submit_with_request_id(echo("new"), fresh).await;
+    assert!(!ids.contains(&new.id), "a new request id makes a new task");
+    assert_eq!(coord.submit_with_request_id(echo("new"), fresh).await.id, new.id, "and its retry finds it");
     let err = coord
         .tasks()
         .cancel_task(pb::CancelTaskRequest { task_id: ids[0].clone(), reason: String::new() })
@@ -103,13 +109,18 @@ async fn check_finished_beyond_memory(coord: &Coord, ids: &[String], n: usize) {
     assert_eq!(initial.and_then(|m| m.task).map(|t| t.state), Some(pb::TaskState::Succeeded as i32));
     let missing = coord.tasks().get_task(pb::GetTaskRequest { task_id: "t-0000".into() }).await.expect_err("none");
     assert_eq!(missing.code(), tonic::Code::NotFound);
-    let aggregates = coord
-        .topology()
-        .get_topology(pb::GetTopologyRequest::default())
-        .await
-        .expect("topology")
-        .into_inner()
-        .aggregates
-        .expect("aggregates");
-    assert_eq!(aggregates.completed_tasks, n as u64, "totals count every task, in memory or not");
+    // Every task, in memory or not: the n, and the fresh one once it is done.
+    coord.wait_state(&new.id, pb::TaskState::Succeeded).await;
+    eventually("the totals count every task", DEADLINE, || async {
+        let aggregates = coord
+            .topology()
+            .get_topology(pb::GetTopologyRequest::default())
+            .await
+            .expect("topology")
+            .into_inner()
+            .aggregates
+            .expect("aggregates");
+        (aggregates.completed_tasks == n as u64 + 1).then_some(())
+    })
+    .await;
 }

@@ -40,6 +40,11 @@ pub enum ApiError {
     /// A bug or unexpected condition.
     #[error("internal error: {0}")]
     Internal(String),
+    /// Between the engine and an adapter only: what was asked for is not in
+    /// the engine's memory but may be among the finished tasks in the store,
+    /// which the adapter reads before asking again.
+    #[error("internal error: the answer is in the store")]
+    InStoreOnly,
 }
 
 impl ApiError {
@@ -71,7 +76,7 @@ impl From<ApiError> for Status {
                 ErrorDetails::with_retry_info(Some(retry_after)),
             ),
             ApiError::Unavailable(_) => Status::unavailable(msg),
-            ApiError::Internal(_) => Status::internal(msg),
+            ApiError::Internal(_) | ApiError::InStoreOnly => Status::internal(msg),
         }
     }
 }

@@ -98,15 +98,24 @@ impl TaskService for TaskApi {
             v.finish()?;
             let spec = r.spec.expect("validated");
             let request_id = (!r.request_id.is_empty()).then_some(r.request_id);
-            // A retry of a submit whose task finished long ago (out of the
-            // engine's memory) answers with that task, not a second one.
-            if let Some(r) = &request_id
-                && let Some(task) = self.stored_request(r).await?
-            {
-                return Ok(task);
-            }
             let trace = span.as_ref().map(|s| s.span_context().clone());
-            Ok::<_, Status>(ask(&self.engine, |reply| Command::Submit { spec, request_id, trace, reply }).await?)
+            let submit = |store_checked: bool| {
+                let (spec, request_id, trace) = (spec.clone(), request_id.clone(), trace.clone());
+                ask(&self.engine, move |reply| Command::Submit { spec, request_id, trace, store_checked, reply })
+            };
+            match submit(false).await {
+                // Unknown to the engine, while finished tasks are in the store
+                // only: a retry of a submit whose task finished and left
+                // memory answers with that task, not a second one.
+                Err(ApiError::InStoreOnly) => {
+                    let r = request_id.as_deref().unwrap_or_default();
+                    match self.stored_request(r).await? {
+                        Some(task) => Ok(task),
+                        None => Ok(submit(true).await?),
+                    }
+                }
+                other => Ok::<_, Status>(other?),
+            }
         }
         .await;
         if let Some(s) = &mut span {

@@ -28,7 +28,8 @@ pub async fn create_user_in(store: &dyn Store, username: &str, password: &str, r
     check_username(username).map_err(|e| anyhow::anyhow!("username {username:?} {e}"))?;
     check_password(password).map_err(|e| anyhow::anyhow!("password {e}"))?;
     let key = format!("{USER_PREFIX}{username}");
-    if store.load().await?.meta.iter().any(|(k, _)| *k == key) {
+    // Only the metadata matters here: no finished tasks are read.
+    if store.load_recent(0).await?.meta.iter().any(|(k, _)| *k == key) {
         anyhow::bail!("user {username:?} already exists");
     }
     let password = password.to_string();

@@ -90,6 +90,10 @@ pub enum Command {
         request_id: Option<String>,
         /// The submit call's span, when traced.
         trace: Option<opentelemetry::trace::SpanContext>,
+        /// The store's request index was already searched for `request_id`
+        /// (else, when finished tasks are in the store only, the reply is
+        /// [`ApiError::InStoreOnly`] and the caller searches it).
+        store_checked: bool,
         /// Reply.
         reply: Reply<pb::Task>,
     },
@@ -166,7 +170,9 @@ impl Engine {
             Command::SessionOpen(open) => self.session_open(open, now),
             Command::Session(ev) => self.session_event(ev, now),
             Command::CloseSession { node, session_id } => self.close_session(&node, session_id, now),
-            Command::Submit { spec, request_id, trace, reply } => self.submit(spec, request_id, trace, reply, now),
+            Command::Submit { spec, request_id, trace, store_checked, reply } => {
+                self.submit(spec, request_id, trace, store_checked, reply, now)
+            }
             Command::Rollback(id) => self.rollback(&id),
             Command::Resubmitted(id, reply) => {
                 // Rolled back (forgotten, or cancelled with its request id released): not stored.
@@ -235,12 +241,21 @@ impl Engine {
         spec: pb::TaskSpec,
         request_id: Option<String>,
         trace: Option<opentelemetry::trace::SpanContext>,
+        store_checked: bool,
         reply: Reply<pb::Task>,
         now: u64,
     ) {
-        if let Some(r) = &request_id
-            && let Some(existing) = self.tasks.by_request_id(r)
+        let known = request_id.as_deref().and_then(|r| self.tasks.by_request_id(r));
+        if request_id.is_some()
+            && known.is_none()
+            && !store_checked
+            && self.older_tasks.load(std::sync::atomic::Ordering::Relaxed)
         {
+            // A task with this request id may have finished and left memory.
+            let _ = reply.send(Err(ApiError::InStoreOnly));
+            return;
+        }
+        if let Some(existing) = known {
             // The first submit may not be durable yet (or may fail and be rolled
             // back): answer once everything queued before this is committed, from
             // the state then.

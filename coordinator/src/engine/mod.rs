@@ -31,7 +31,7 @@ use fog_core::scheduling::{LatencyModel, Scheduler};
 use fog_core::tasks::TaskBook;
 use fog_core::topology::{self, Aggregates, Change, History, TopoNode, TopologyLog};
 use fog_proto::v1 as pb;
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{broadcast, mpsc};
@@ -227,8 +227,23 @@ pub struct Engine {
     traces: spans::TaskTraces,
     /// The task totals as last written to the store.
     totals_stored: TaskTotals,
+    /// Which batches are durable, for evicting finished tasks.
+    batches: Batches,
     /// Shared with the handle: some finished tasks are in the store only.
     older_tasks: Arc<std::sync::atomic::AtomicBool>,
+}
+
+/// Batches handed to the writer, numbered, and how far they are durable.
+#[derive(Default)]
+struct Batches {
+    /// The last batch number handed to the writer.
+    sent: u64,
+    /// The highest batch number whose commit succeeded (set by the writer's effects).
+    durable: Arc<std::sync::atomic::AtomicU64>,
+    /// Batches whose commit failed (their finished tasks stay in memory).
+    failed: Arc<std::sync::Mutex<Vec<u64>>>,
+    /// Finished tasks in memory → the batch with their latest record.
+    finals: HashMap<TaskId, u64>,
 }
 
 /// Store meta key of [`TaskTotals`].
@@ -237,6 +252,7 @@ const TOTALS_KEY: &str = "tasks/totals";
 /// Counts over every task ever stored, not only those in memory: written
 /// with the batch that changes them, read back at a start.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
 struct TaskTotals {
     completed: u64,
     failed: u64,
@@ -316,6 +332,7 @@ impl Engine {
             auth,
             traces: spans::TaskTraces::default(),
             totals_stored: TaskTotals::default(),
+            batches: Batches::default(),
             older_tasks: Arc::default(),
             cfg,
         };
@@ -578,13 +595,36 @@ impl Engine {
         }
     }
 
+    /// Finished tasks beyond the limit leave memory, oldest first, once the
+    /// batch with their final record is durable. One whose batch failed
+    /// stays in memory (its record did not reach the store) until a later
+    /// record of it is durable.
+    fn evict_durable_finished(&mut self) {
+        use std::sync::atomic::Ordering::Relaxed;
+        let durable = self.batches.durable.load(Relaxed);
+        let failed = self.batches.failed.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone();
+        let finals = &self.batches.finals;
+        let gone = self.tasks.evict_finished(self.cfg.finished_tasks_kept, |t| {
+            finals.get(&t.id).is_none_or(|b| *b <= durable && !failed.contains(b))
+        });
+        if !gone.is_empty() {
+            for id in &gone {
+                self.batches.finals.remove(id);
+            }
+            self.older_tasks.store(true, Relaxed);
+        }
+    }
+
     /// Hands this iteration's mutations and effects to the writer.
     async fn flush(&mut self) {
+        // The batch this flush hands to the writer (if it hands one).
+        let batch = self.batches.sent + 1;
         let ids = std::mem::take(&mut self.pending.tasks);
         for id in &ids {
             let Some(task) = self.tasks.get(id) else { continue };
             if task.state.is_terminal() {
                 self.traces.forget(id);
+                self.batches.finals.insert(id.clone(), batch);
             }
             let record = convert::task_pb(task);
             self.task_seq += 1;
@@ -597,11 +637,6 @@ impl Engine {
                     let _ = tx.send(event);
                 }
             }));
-        }
-        // Finished tasks beyond the limit leave memory, oldest first, once
-        // their records are on their way to the store (above, or earlier).
-        if self.tasks.evict_finished(self.cfg.finished_tasks_kept) > 0 {
-            self.older_tasks.store(true, std::sync::atomic::Ordering::Relaxed);
         }
         let totals = TaskTotals::of(self.tasks.counts());
         if totals != self.totals_stored {
@@ -628,9 +663,18 @@ impl Engine {
                 }
             }));
         }
+        self.evict_durable_finished();
         if self.pending.mutations.is_empty() && self.pending.effects.is_empty() {
             return;
         }
+        self.batches.sent = batch;
+        let (durable, failed) = (self.batches.durable.clone(), self.batches.failed.clone());
+        self.pending.effects.push(Box::new(move |res| match res {
+            Ok(()) => {
+                durable.fetch_max(batch, std::sync::atomic::Ordering::Relaxed);
+            }
+            Err(_) => failed.lock().unwrap_or_else(std::sync::PoisonError::into_inner).push(batch),
+        }));
         let mutations = std::mem::take(&mut self.pending.mutations);
         let effects = std::mem::take(&mut self.pending.effects);
         if self.writer.submit(mutations, effects).await.is_err() {

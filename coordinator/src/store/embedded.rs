@@ -29,6 +29,10 @@ const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
 const FINISHED: TableDefinition<&str, &[u8]> = TableDefinition::new("finished");
 /// Request id → id of the finished task submitted with it.
 const REQUESTS: TableDefinition<&str, &str> = TableDefinition::new("requests");
+/// The store's own facts (not records): `layout`, the version of the tables' layout.
+const STORE_INFO: TableDefinition<&str, u64> = TableDefinition::new("store_info");
+/// Layout 2: finished tasks in `finished`, indexed in `requests`.
+const LAYOUT: u64 = 2;
 
 /// Name of the database file in the data directory.
 pub const FILE_NAME: &str = "fog.redb";
@@ -115,6 +119,7 @@ impl RedbStore {
             tx.open_table(FINISHED)?;
             tx.open_table(REQUESTS)?;
             write_batch(&tx, &replay)?;
+            migrate(&tx)?;
             tx.commit()?;
             Ok(())
         };
@@ -338,6 +343,31 @@ fn write_batch(tx: &redb::WriteTransaction, batch: &[Encoded]) -> Result<(), red
     Ok(())
 }
 
+/// Once, for a store written before layout 2: moves the finished tasks out
+/// of `tasks` and indexes their request ids (the same as writing each again).
+fn migrate(tx: &redb::WriteTransaction) -> Result<(), redb::Error> {
+    let mut info = tx.open_table(STORE_INFO)?;
+    if info.get("layout")?.is_some_and(|v| v.value() >= LAYOUT) {
+        return Ok(());
+    }
+    let mut moves = Vec::new();
+    for row in tx.open_table(TASKS)?.iter()? {
+        let (_, v) = row?;
+        // An unreadable record stays where it is; the engine reports it at restore.
+        if let Ok(t) = Task::decode(v.value())
+            && super::is_finished(&t)
+        {
+            moves.push(Encoded::from_mutation(Mutation::PutTask(t)));
+        }
+    }
+    if !moves.is_empty() {
+        tracing::info!(tasks = moves.len(), "store layout 2: moving finished tasks to their own table");
+    }
+    write_batch(tx, &moves)?;
+    info.insert("layout", LAYOUT)?;
+    Ok(())
+}
+
 fn decode_task(key: &str, value: &[u8]) -> Result<Task, StoreError> {
     Task::decode(value).map_err(|e| StoreError::Corrupt(format!("task {key:?}: {e}")))
 }
@@ -472,6 +502,26 @@ mod tests {
         for name in [FILE_NAME, super::super::wal::FILE_NAME] {
             std::fs::copy(store.inner.path.with_file_name(name), into.join(name)).unwrap();
         }
+    }
+
+    #[tokio::test]
+    async fn a_store_from_before_layout_2_has_its_finished_tasks_moved_once() {
+        let dir = tempfile::tempdir().unwrap();
+        drop(RedbStore::open(dir.path()).unwrap());
+        // As an older coordinator left it: a finished task among the active ones.
+        let done = Task { state: fog_proto::v1::TaskState::Failed as i32, request_id: "old-req".into(), ..task("t1") };
+        {
+            let db = Database::create(dir.path().join(FILE_NAME)).unwrap();
+            let tx = db.begin_write().unwrap();
+            tx.open_table(TASKS).unwrap().insert("t1", done.encode_to_vec().as_slice()).unwrap();
+            tx.open_table(TASKS).unwrap().insert("t2", task("t2").encode_to_vec().as_slice()).unwrap();
+            tx.open_table(STORE_INFO).unwrap().insert("layout", 1).unwrap();
+            tx.commit().unwrap();
+        }
+        let store = RedbStore::open(dir.path()).unwrap();
+        assert_eq!(store.load_recent(0).await.unwrap().tasks, vec![task("t2")], "the finished task moved");
+        assert_eq!(store.task_for_request("old-req").await.unwrap(), Some(done.clone()), "and is indexed");
+        assert_eq!(store.load().await.unwrap().tasks, vec![done, task("t2")], "nothing lost");
     }
 
     #[tokio::test]

@@ -17,7 +17,8 @@
 //!   creation revision: once another replica holds the leadership, this one's
 //!   writes fail with [`StoreError::Fenced`] and change nothing.
 //! - `load_recent` reads every table at one revision, in pages; of
-//!   `<prefix>finished/` only the newest keys. `<prefix>requests/<id>` maps
+//!   `<prefix>finished/` only the first keys, which are the newest (the ids
+//!   are stored inverted, see `finished_key`). `<prefix>requests/<id>` maps
 //!   a finished task's request id to its task id.
 //! - TLS ([`EtcdTls`]): `https://` endpoints, etcd's CA, and a client
 //!   certificate when etcd asks for one (`--client-cert-auth`).
@@ -116,6 +117,17 @@ impl EtcdStore {
         format!("{}{table}/{id}", self.prefix).into_bytes()
     }
 
+    /// A finished task's key: `<prefix>finished/` then the id's bytes and a
+    /// 0 byte, each inverted (255 − b), so the keys sort in reverse order of
+    /// ids (newest first: ids are time-ordered). A plain range with a limit
+    /// then reads the newest; etcd reads a whole range to sort it, limit or
+    /// not.
+    fn finished_key(&self, id: &str) -> Vec<u8> {
+        let mut key = self.key("finished", "");
+        key.extend(id.bytes().chain([0]).map(|b| 255 - b));
+        key
+    }
+
     /// One task record.
     async fn get(&self, key: Vec<u8>) -> Result<Option<Task>, StoreError> {
         let resp = self.client.kv_client().get(key, None).await.map_err(backend)?;
@@ -125,28 +137,22 @@ impl EtcdStore {
             .map_err(|e| StoreError::Corrupt(format!("{}: {e}", String::from_utf8_lossy(item.key()))))
     }
 
-    /// Up to `limit` records of `table` at `revision` (0: the current one,
-    /// which is then set): all of them in key order when `limit` is
-    /// `usize::MAX`, else the last `limit` keys, newest (highest) first.
+    /// Up to `limit` records of `table` in key order, at `revision` (0: the
+    /// current one, which is then set), in pages.
     async fn scan(
         &self,
         table: &str,
         revision: &mut i64,
         limit: usize,
     ) -> Result<Vec<etcd_client::KeyValue>, StoreError> {
-        use etcd_client::{SortOrder, SortTarget};
         let mut kv = self.client.kv_client();
         let start = self.key(table, "");
-        let mut end = prefix_end(&start);
-        let mut from = start.clone();
-        let newest_first = limit != usize::MAX;
+        let end = prefix_end(&start);
+        let mut from = start;
         let mut out = Vec::new();
         while out.len() < limit {
             let page = PAGE.min(i64::try_from(limit - out.len()).unwrap_or(PAGE));
             let mut options = GetOptions::new().with_range(end.clone()).with_limit(page);
-            if newest_first {
-                options = options.with_sort(SortTarget::Key, SortOrder::Descend);
-            }
             if *revision > 0 {
                 options = options.with_revision(*revision);
             }
@@ -157,13 +163,8 @@ impl EtcdStore {
             let more = resp.more();
             let kvs = resp.take_kvs();
             let Some(last) = kvs.last() else { break };
-            if newest_first {
-                // The next page ends (exclusive) at the lowest key seen.
-                end = last.key().to_vec();
-            } else {
-                from = last.key().to_vec();
-                from.push(0);
-            }
+            from = last.key().to_vec();
+            from.push(0);
             out.extend(kvs);
             if !more {
                 break;
@@ -200,11 +201,11 @@ impl Store for EtcdStore {
                     if !t.request_id.is_empty() {
                         last.insert(self.key("requests", &t.request_id), Some(t.id.clone().into_bytes()));
                     }
-                    (self.key("finished", &t.id), Some(t.encode_to_vec()))
+                    (self.finished_key(&t.id), Some(t.encode_to_vec()))
                 }
                 Mutation::PutTask(t) => (self.key("tasks", &t.id), Some(t.encode_to_vec())),
                 Mutation::DeleteTask(id) => {
-                    last.insert(self.key("finished", &id), None);
+                    last.insert(self.finished_key(&id), None);
                     (self.key("tasks", &id), None)
                 }
                 Mutation::PutNode(n) => (self.key("nodes", &n.id), Some(n.encode_to_vec())),
@@ -242,6 +243,7 @@ impl Store for EtcdStore {
         for item in self.scan("tasks", &mut revision, usize::MAX).await? {
             snapshot.tasks.push(Task::decode(item.value()).map_err(|e| corrupt(item.key(), e))?);
         }
+        // Newest first: the keys sort in reverse order of task ids.
         let mut newest = Vec::new();
         for item in self.scan("finished", &mut revision, finished).await? {
             newest.push(Task::decode(item.value()).map_err(|e| corrupt(item.key(), e))?);
@@ -262,18 +264,18 @@ impl Store for EtcdStore {
     }
 
     async fn get_task(&self, id: &str) -> Result<Option<Task>, StoreError> {
-        for table in ["tasks", "finished"] {
-            if let Some(t) = self.get(self.key(table, id)).await? {
-                return Ok(Some(t));
-            }
+        // Finished first: a task moves from active to finished, never back,
+        // so a move between the two reads cannot hide it.
+        if let Some(t) = self.get(self.finished_key(id)).await? {
+            return Ok(Some(t));
         }
-        Ok(None)
+        self.get(self.key("tasks", id)).await
     }
 
     async fn task_for_request(&self, request_id: &str) -> Result<Option<Task>, StoreError> {
         let resp = self.client.kv_client().get(self.key("requests", request_id), None).await.map_err(backend)?;
         let Some(id) = resp.kvs().first() else { return Ok(None) };
-        self.get(self.key("finished", &String::from_utf8_lossy(id.value()))).await
+        self.get(self.finished_key(&String::from_utf8_lossy(id.value()))).await
     }
 
     fn backend(&self) -> &'static str {

@@ -1743,7 +1743,7 @@ pub struct Node {
     /// the node has no session or a single coordinator runs.
     #[prost(string, tag = "32")]
     pub session_replica: ::prost::alloc::string::String,
-    /// Keys of the labels an operator set (LabelNode, or the join token the
+    /// Keys of the labels an operator set (UpdateNodeLabels, or the join token the
     /// node joined with), sorted. The agent's own labels never replace or
     /// remove them; the other labels are the agent's, refreshed at each hello.
     #[prost(string, repeated, tag = "33")]

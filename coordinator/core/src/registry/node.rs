@@ -110,7 +110,7 @@ pub struct NodeEntry {
     pub location: Location,
     /// Labels: self-reported ones merged with admin-set ones.
     pub labels: Labels,
-    /// Keys of the labels an operator set (LabelNode, or the join token),
+    /// Keys of the labels an operator set (UpdateNodeLabels, or the join token),
     /// sorted: the agent's own labels never replace or remove them.
     pub operator_label_keys: Vec<String>,
     /// Capacity.

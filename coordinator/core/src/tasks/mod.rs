@@ -361,7 +361,9 @@ impl<P> TaskBook<P> {
     /// Frees a task's request id, so that a retry of its submission makes a
     /// new task (the task's submission was not stored; it is being cancelled).
     pub fn release_request_id(&mut self, id: &str) {
-        if let Some(r) = self.tasks.get(id).and_then(|t| t.request_id.clone())
+        let Some(task) = self.tasks.get_mut(id) else { return };
+        // Off the task too, so that its record does not claim the id either.
+        if let Some(r) = task.request_id.take()
             && self.by_request.get(&r).is_some_and(|t| &**t == id)
         {
             self.by_request.remove(&r);
@@ -567,23 +569,33 @@ impl<P> TaskBook<P> {
     }
 
     /// Drops the oldest finished tasks from memory until at most `keep`
-    /// remain (their records stay in the store); returns how many went.
-    /// Counts are unchanged: they cover every task, in memory or not.
-    pub fn evict_finished(&mut self, keep: usize) -> usize {
-        let mut evicted = 0;
-        while self.finished.len() > keep {
-            let Some(id) = self.finished.pop_front() else { break };
-            if self.tasks.get(&id).is_none_or(|t| !t.state.is_terminal()) {
+    /// remain, passing over those `may_evict` refuses (their final record
+    /// is not durable yet: they stay, in order); returns the ids that went.
+    /// Their records stay in the store. Counts are unchanged: they cover
+    /// every task, in memory or not.
+    pub fn evict_finished(&mut self, keep: usize, may_evict: impl Fn(&Task<P>) -> bool) -> Vec<TaskId> {
+        let mut evicted = Vec::new();
+        let mut excess = self.finished.len().saturating_sub(keep);
+        let mut passed = Vec::new();
+        while excess > 0
+            && let Some(id) = self.finished.pop_front()
+        {
+            if self.tasks.get(&id).is_some_and(|t| t.state.is_terminal() && !may_evict(t)) {
+                passed.push(id);
                 continue;
             }
+            excess -= 1;
             if let Some(t) = self.tasks.remove(&id) {
                 if let Some(r) = t.request_id
                     && self.by_request.get(&r).is_some_and(|o| *o == id)
                 {
                     self.by_request.remove(&r);
                 }
-                evicted += 1;
+                evicted.push(id);
             }
+        }
+        for id in passed.into_iter().rev() {
+            self.finished.push_front(id);
         }
         evicted
     }

@@ -270,15 +270,17 @@ fn eviction_drops_the_oldest_finished_tasks_and_keeps_active_ones_and_counts() {
     assert_eq!((before.cancelled, before.queued), (3, 1));
     assert_eq!(w.book.finished_in_memory(), 3);
 
-    assert_eq!(w.book.evict_finished(1), 2, "the two that finished first go");
+    assert_eq!(w.book.evict_finished(2, |t| &*t.id != "t2"), [ids[0].clone()], "t2 is not durable yet: t1 goes");
+    assert_eq!(w.book.finished_in_memory(), 2);
+    assert_eq!(w.book.evict_finished(1, |_| true), [ids[1].clone()], "then t2, the oldest left");
     assert!(w.book.get("t2").is_none() && w.book.get("t1").is_none());
     assert_eq!(w.state("t3"), TaskState::Cancelled, "the newest finished stays");
     assert_eq!(w.state("t4"), TaskState::Queued, "active tasks are never evicted");
     assert!(w.book.by_request_id("r1").is_none(), "an evicted task's request id is forgotten with it");
     assert!(w.book.by_request_id("r3").is_some());
     assert_eq!(w.book.counts(), before, "counts cover evicted tasks too");
-    assert_eq!(w.book.evict_finished(1), 0);
-    assert_eq!(w.book.evict_finished(0), 1);
+    assert!(w.book.evict_finished(1, |_| true).is_empty());
+    assert_eq!(w.book.evict_finished(0, |_| true).len(), 1);
     assert_eq!(w.book.len(), 1);
 
     // A restart restores only what was kept; the totals come from the store.
@@ -287,4 +289,16 @@ fn eviction_drops_the_oldest_finished_tasks_and_keeps_active_ones_and_counts() {
     assert_eq!(fresh.counts().cancelled, 3);
     fresh.restore_totals(Counts::default());
     assert_eq!(fresh.counts().cancelled, 3, "a lower total never lowers a count");
+}
+
+#[test]
+fn a_released_request_id_leaves_the_task_and_its_record() {
+    let mut w = World::new(1, 1000);
+    let mut p = params(SlaTier::Bronze, 100, 1, 0);
+    p.request_id = Some("r1".into());
+    let t = w.submit("t1", p, 0);
+    w.place(1);
+    w.book.release_request_id(&t);
+    assert!(w.book.by_request_id("r1").is_none());
+    assert_eq!(w.book.get(&t).unwrap().request_id, None, "the task's record no longer claims r1");
 }
