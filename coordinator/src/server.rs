@@ -243,10 +243,13 @@ impl Running {
         self.shutdown.cancel();
         let server = self.server;
         let abort = server.abort_handle();
-        if tokio::time::timeout(self.grace, server).await.is_err() {
-            // Long-lived node sessions keep connections open; past the grace
-            // they are cut (nodes reconnect to whichever coordinator is next).
-            warn!("streams did not drain within the shutdown grace; closing them");
+        // With the engine stopping, no call can get a new answer: the drain
+        // only lets replies already made reach their clients, which takes
+        // milliseconds. What keeps it longer is peers slow to close their
+        // ended streams (100k sessions' worth in a reconnect storm); they are
+        // cut, and nodes reconnect to whichever coordinator is next.
+        if tokio::time::timeout(self.grace.min(DRAIN_AFTER_ENGINE), server).await.is_err() {
+            info!(target: "fog::lifecycle", ms = ms(), "stopping: connections still open after the drain are closed");
             abort.abort();
         }
         info!(target: "fog::lifecycle", ms = ms(), "stopping: server drained");
@@ -261,6 +264,9 @@ impl Running {
         info!(target: "fog::lifecycle", ms = ms(), "coordinator stopped");
     }
 }
+
+/// How long the server drains once the engine has ended sessions and watches.
+const DRAIN_AFTER_ENGINE: std::time::Duration = std::time::Duration::from_secs(1);
 
 const CA_CERT_KEY: &str = "ca/cert.pem";
 const CA_KEY_KEY: &str = "ca/key.pem";
