@@ -602,15 +602,21 @@ impl Engine {
     fn evict_durable_finished(&mut self) {
         use std::sync::atomic::Ordering::Relaxed;
         let durable = self.batches.durable.load(Relaxed);
-        let failed = self.batches.failed.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone();
-        let finals = &self.batches.finals;
+        let mut failed = self.batches.failed.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let finals = &mut self.batches.finals;
         let gone = self.tasks.evict_finished(self.cfg.finished_tasks_kept, |t| {
             finals.get(&t.id).is_none_or(|b| *b <= durable && !failed.contains(b))
         });
+        for id in &gone {
+            finals.remove(id);
+        }
+        if failed.len() > 64 {
+            // Forget failed batches no task in memory has its latest record in.
+            let live: std::collections::HashSet<u64> = finals.values().copied().collect();
+            failed.retain(|b| live.contains(b));
+        }
+        drop(failed);
         if !gone.is_empty() {
-            for id in &gone {
-                self.batches.finals.remove(id);
-            }
             self.older_tasks.store(true, Relaxed);
         }
     }
