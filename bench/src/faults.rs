@@ -293,7 +293,7 @@ fn probe(addr: std::net::SocketAddr, token: String, t0: Instant) -> impl Future<
 }
 
 /// How a restart ended the old process.
-#[derive(Clone, Copy)]
+#[derive(Clone, Copy, Debug)]
 enum Stop {
     /// SIGTERM: the coordinator drains and closes its store.
     Graceful,
@@ -309,9 +309,11 @@ async fn bounce(
     data_dir: &std::path::Path,
     stop: Stop,
     fleet_nodes: &[fogctl::sim::SimNodeHandle],
-) -> anyhow::Result<(f64, f64, u64, f64)> {
+) -> anyhow::Result<(f64, f64, u64, f64, String)> {
     let opened = |h: &[fogctl::sim::SimNodeHandle]| h.iter().map(|n| n.stats().sessions_opened).sum::<u64>();
+    let failed = |h: &[fogctl::sim::SimNodeHandle]| h.iter().map(|n| n.stats().sessions_failed).sum::<u64>();
     let want: Vec<u64> = fleet_nodes.iter().map(|n| n.stats().sessions_opened + 1).collect();
+    let failed_before = failed(fleet_nodes);
     let addr = coord.addr;
     let stopped = Instant::now();
     match stop {
@@ -322,17 +324,50 @@ async fn bounce(
     let serving = probe(addr, coord.token.clone(), stopped);
     *coord = Coord::start_in(data_dir, &["--heartbeat-interval", "5s"], Some(addr)).await?;
     let serving = serving.await?;
+    let failed_until_serving = failed(fleet_nodes) - failed_before;
     // Sample reconnections every 100 ms until all are back.
     let (mut peak, mut last) = (0u64, opened(fleet_nodes));
+    let mut back_at: Vec<Option<f64>> = vec![None; fleet_nodes.len()];
     let deadline = Instant::now() + Duration::from_secs(120);
-    while fleet_nodes.iter().zip(&want).any(|(n, w)| n.stats().sessions_opened < *w) {
+    loop {
+        let now = stopped.elapsed().as_secs_f64();
+        let mut all = true;
+        for ((n, w), at) in fleet_nodes.iter().zip(&want).zip(back_at.iter_mut()) {
+            if at.is_none() {
+                if n.stats().sessions_opened >= *w {
+                    *at = Some(now);
+                } else {
+                    all = false;
+                }
+            }
+        }
+        if all {
+            break;
+        }
         anyhow::ensure!(Instant::now() < deadline, "the fleet is not back after 120 s");
         tokio::time::sleep(Duration::from_millis(100)).await;
         let now = opened(fleet_nodes);
         peak = peak.max(now - last);
         last = now;
     }
-    Ok((serving, stopped.elapsed().as_secs_f64(), peak * 10, exited))
+    let mut times: Vec<f64> = back_at.into_iter().flatten().collect();
+    times.sort_by(f64::total_cmp);
+    let at = |q: f64| times[((times.len() as f64 * q).ceil() as usize).clamp(1, times.len()) - 1];
+    let mut per_second = vec![0usize; times.last().map_or(0, |t| *t as usize + 1)];
+    for t in &times {
+        per_second[*t as usize] += 1;
+    }
+    eprintln!("{stop:?}: nodes back per second since the stop: {per_second:?}");
+    let detail = format!(
+        "nodes back at {:.1} s (50 %), {:.1} s (90 %), {:.1} s (99 %), {:.1} s (all); \
+         session attempts that failed before a welcome: {failed_until_serving} until it served, {} after",
+        at(0.5),
+        at(0.9),
+        at(0.99),
+        at(1.0),
+        failed(fleet_nodes) - failed_before - failed_until_serving,
+    );
+    Ok((serving, stopped.elapsed().as_secs_f64(), peak * 10, exited, detail))
 }
 
 /// The `fog::lifecycle` lines of a coordinator log (every start and stop, in
@@ -389,7 +424,8 @@ pub async fn restart(dir: &std::path::Path, nodes: usize, tasks: usize) -> anyho
          | SIGTERM, start again (upgrade) | **{:.2} s** | **{:.1} s** | {} /s | ≤ 3 s, ≤ 15 s |\n\
          | SIGKILL, start again (crash: the log is replayed on open) | **{:.2} s** | **{:.1} s** | {} /s | ≤ 3 s, ≤ 15 s |\n\
          \nTimes count from the stop signal. Nodes reconnect with full-jitter backoff (0.5 s doubling, capped at 10 s). \
-         The old process had exited {:.2} s after SIGTERM. The coordinator's own account (`fog::lifecycle` log lines, in order):\n\n```text\n{}```\n",
+         The old process had exited {:.2} s after SIGTERM.\n\n- SIGTERM: {}\n- SIGKILL: {}\n\n\
+         The coordinator's own account (`fog::lifecycle` log lines, in order):\n\n```text\n{}```\n",
         size as f64 / (1024.0 * 1024.0),
         graceful.0,
         graceful.1,
@@ -398,6 +434,8 @@ pub async fn restart(dir: &std::path::Path, nodes: usize, tasks: usize) -> anyho
         crash.1,
         crash.2,
         graceful.3,
+        graceful.4,
+        crash.4,
         lifecycle(&data_dir.with_extension("log")),
     ))
 }

@@ -256,6 +256,7 @@ impl Running {
         if tokio::time::timeout(self.grace, self.engine_task).await.is_err() {
             warn!("engine did not stop within the shutdown grace");
         }
+        info!(target: "fog::lifecycle", ms = ms(), "stopping: engine ended, its last changes handed to the store");
         // The writer ends once the engine (its last handle) is gone, after
         // committing everything queued.
         if tokio::time::timeout(self.grace, self.writer_task).await.is_err() {

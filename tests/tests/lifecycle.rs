@@ -248,6 +248,12 @@ async fn operator_labels_survive_the_agents_next_hello() {
         ("team".to_string(), "b".to_string()),
     ];
     assert_eq!(labels(&n), want_after, "the agent's own label is refreshed, the operator's kept");
+    // What that hello changed was stored, not only kept in memory (a hello
+    // that changes nothing durable writes nothing).
+    node.stop();
+    c.stop().await;
+    c.restart().await;
+    assert_eq!(labels(&c.get_node("lab-1").await), want_after, "the hello's change was stored");
     // An operator removes one: it is gone, and no longer protected.
     c.fleet()
         .update_node_labels(pb::UpdateNodeLabelsRequest {
@@ -258,5 +264,4 @@ async fn operator_labels_survive_the_agents_next_hello() {
         .await
         .expect("label removed");
     assert_eq!(c.get_node("lab-1").await.operator_label_keys, vec!["site".to_string()]);
-    node.stop();
 }

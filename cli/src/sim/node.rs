@@ -68,6 +68,8 @@ pub struct SimNodeStats {
     pub heartbeats_sent: u64,
     /// Sessions that got a `Welcome`.
     pub sessions_opened: u64,
+    /// Session attempts that ended before a `Welcome` (refused, failed, timed out).
+    pub sessions_failed: u64,
     /// Assignments received (duplicates included).
     pub assignments_received: u64,
     /// `TaskResult` messages sent (resends included).
@@ -88,6 +90,7 @@ pub struct SimNodeStats {
 struct StatCells {
     heartbeats_sent: AtomicU64,
     sessions_opened: AtomicU64,
+    sessions_failed: AtomicU64,
     assignments_received: AtomicU64,
     results_sent: AtomicU64,
     results_acked: AtomicU64,
@@ -166,6 +169,7 @@ impl SimNodeHandle {
         SimNodeStats {
             heartbeats_sent: get(&s.heartbeats_sent),
             sessions_opened: get(&s.sessions_opened),
+            sessions_failed: get(&s.sessions_failed),
             assignments_received: get(&s.assignments_received),
             results_sent: get(&s.results_sent),
             results_acked: get(&s.results_acked),
@@ -286,6 +290,8 @@ impl Node {
                     self.shared.stats.connected.store(false, Ordering::Relaxed);
                     if welcomed {
                         retries = 0;
+                    } else {
+                        bump(&self.shared.stats.sessions_failed);
                     }
                     debug!(retries, why = %why, "session lost");
                 }

@@ -413,6 +413,19 @@ proptest! {
     }
 
     #[test]
+    fn a_bulk_load_indexes_as_inserts_one_by_one_do(
+        specs in prop::collection::vec(spec(), 1..100),
+        needs in needs(),
+    ) {
+        let one_by_one = table(&specs);
+        let mut bulk = NodeTable::new();
+        bulk.extend(specs.iter().enumerate().map(|(i, s)| entry(&format!("n{i}"), s)));
+        prop_assert_eq!(check_index_consistency(&bulk), Ok(()));
+        let placed = |t: &NodeTable| Scheduler::default().place(t, &needs, &[]).map(|s| node(t, s).id.clone());
+        prop_assert_eq!(placed(&bulk), placed(&one_by_one));
+    }
+
+    #[test]
     fn indexes_stay_consistent_under_updates(
         specs in prop::collection::vec(spec(), 1..100),
         ops in prop::collection::vec((0..100usize, 0..9u8, spec()), 1..120),
@@ -440,6 +453,12 @@ proptest! {
                 4 => { t.update(id, |e| e.labels.insert(LABEL_REGION.into(), REGIONS[s.region].into())); }
                 5 => { t.update(id, |e| e.location.coordinates = s.coords.map(coords)); }
                 6 => { t.update(id, |e| { e.completed_tasks += s.completed; e.attempts.insert(("t-x".into(), 9)); }); }
+                // A bulk load (a restore): a new node, a replaced one, and a repeat within the batch.
+                7 => {
+                    let new_id = format!("n{next_id}");
+                    next_id += 1;
+                    t.extend([entry(&new_id, &s), entry(id, &s), entry(&new_id, &specs[i % specs.len()])]);
+                }
                 // The table's own heartbeat path (skips the re-index when no key moved).
                 8 => { let live = entry(id, &s).live; t.heartbeat(id, live, 1); }
                 _ => { let fresh = entry(id, &s); t.update(id, |e| *e = fresh); }

@@ -230,6 +230,7 @@ impl Engine {
             Command::Join { token, node_name, csr_der, reply } => self.join(token, node_name, csr_der, reply),
             Command::Shutdown => {
                 // Dropping the senders ends every session's response stream.
+                tracing::info!(target: "fog::lifecycle", sessions = self.sessions.len(), "stopping: the engine ends node sessions");
                 self.sessions.clear();
                 self.stopping = true;
             }

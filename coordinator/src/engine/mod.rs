@@ -356,11 +356,9 @@ impl Engine {
 
     fn restore(&mut self, snapshot: Snapshot, now: Millis) {
         let started = std::time::Instant::now();
-        for r in &snapshot.nodes {
-            let entry = convert::node_from_record(r);
-            self.liveness.restore(entry.id.clone(), now);
-            self.nodes.insert(entry);
-        }
+        let entries =
+            snapshot.nodes.iter().map(convert::node_from_record).inspect(|e| self.liveness.restore(e.id.clone(), now));
+        self.nodes.extend(entries);
         let mut unusable = 0;
         for r in snapshot.tasks {
             match convert::task_from_record(r) {
@@ -458,7 +456,7 @@ impl Engine {
         self.flush_nodes();
         self.flush().await;
         let _ = self.writer.flush().await;
-        info!("engine stopped");
+        info!(target: "fog::lifecycle", "stopping: the engine's last changes are durable");
     }
 
     /// Takes whatever else is already queued (bounded): node traffic first,

@@ -139,9 +139,14 @@ impl Engine {
             return;
         }
         let _ = open.reply.send(Ok(()));
-        let known = self.nodes.get(&id).is_some();
+        let stored = self.nodes.get(&id).map(convert::node_record);
+        let known = stored.is_some();
         self.nodes.register(open.registration, now);
-        self.pending.nodes.insert(id.clone());
+        // A reconnect whose hello changes nothing durable writes nothing: after
+        // a restart, a whole fleet says hello again with what the store holds.
+        if stored != self.nodes.get(&id).map(convert::node_record) {
+            self.pending.nodes.insert(id.clone());
+        }
         if let Some(old) = self.sessions.remove(&id) {
             info!(node.id = %id, old = old.id, new = open.session_id, "replacing an older session of the same node");
         }

@@ -109,17 +109,46 @@ impl NodeTable {
             self.update_slot(slot, |e| *e = entry);
             return slot;
         }
-        let slot = match self.free.pop() {
+        let slot = self.free_slot();
+        self.by_id.insert(entry.id.clone(), slot);
+        self.index.insert(slot, &entry);
+        self.slots[slot as usize] = Some(entry);
+        slot
+    }
+
+    /// Inserts many entries, as [`insert`](Self::insert) does one by one (an
+    /// entry whose id is already in the table, or repeats an earlier one,
+    /// replaces it), but builds the affinity ring for the new nodes in one
+    /// pass: restoring 100k nodes costs a sort instead of 1.6M tree inserts.
+    pub fn extend(&mut self, entries: impl IntoIterator<Item = NodeEntry>) {
+        let mut fresh = Vec::new();
+        let mut pending = std::collections::HashSet::new();
+        for entry in entries {
+            match self.slot_of(&entry.id) {
+                // Not indexed yet: its keys are computed once, at the end.
+                Some(slot) if pending.contains(&slot) => self.slots[slot as usize] = Some(entry),
+                Some(slot) => self.update_slot(slot, |e| *e = entry),
+                None => {
+                    let slot = self.free_slot();
+                    self.by_id.insert(entry.id.clone(), slot);
+                    self.slots[slot as usize] = Some(entry);
+                    fresh.push(slot);
+                    pending.insert(slot);
+                }
+            }
+        }
+        let slots = &self.slots;
+        self.index.insert_many(fresh.iter().map(|&s| (s, slots[s as usize].as_ref().expect("filled above"))));
+    }
+
+    fn free_slot(&mut self) -> Slot {
+        match self.free.pop() {
             Some(s) => s,
             None => {
                 self.slots.push(None);
                 (self.slots.len() - 1) as Slot
             }
-        };
-        self.by_id.insert(entry.id.clone(), slot);
-        self.index.insert(slot, &entry);
-        self.slots[slot as usize] = Some(entry);
-        slot
+        }
     }
 
     /// Removes a node, returning its entry.
