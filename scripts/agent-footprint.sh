@@ -7,8 +7,11 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_BUILD_JOBS="${CARGO_BUILD_JOBS:-2}"
-cargo build --release --locked -p fog-coordinator -p fog-agent -p fogctl >/dev/null
+cargo build --release --locked -p fog-coordinator -p fogctl >/dev/null
+# The agent as shipped (deploy/docker/agent.Dockerfile): built alone, with the agent profile.
+cargo build --profile agent --locked -p fog-agent >/dev/null
 R=target/release
+A=target/agent/fog-agent
 work=$(mktemp -d)
 trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$work"' EXIT
 tls_port=$((20000 + RANDOM % 10000)); dev_port=$((tls_port + 1))
@@ -24,9 +27,9 @@ for _ in $(seq 1 100); do [ -f "$work/tls/ca.pem" ] && break; sleep 0.1; done
 tls=(--coordinator "https://localhost:$tls_port" --ca-file "$work/tls/ca.pem")
 wait_up "${tls[@]}"; wait_up --coordinator "http://127.0.0.1:$dev_port"
 token=$("$R/fogctl" "${tls[@]}" join-token create --name footprint 2>/dev/null)
-$R/fog-agent join --token "$token" --coordinator "https://localhost:$tls_port" --name footprint \
+$A join --token "$token" --coordinator "https://localhost:$tls_port" --name footprint \
   --state-dir "$work/agent" >/dev/null
-$R/fog-agent run --state-dir "$work/agent" >"$work/agent.log" 2>&1 &
+$A run --state-dir "$work/agent" >"$work/agent.log" 2>&1 &
 agent=$!
 $R/fogctl --coordinator "http://127.0.0.1:$dev_port" sim --nodes 1 --id-prefix footprint >"$work/sim.log" 2>&1 &
 sim=$!
@@ -38,7 +41,7 @@ a1=$(ticks $agent); s1=$(ticks $sim)
 hz=$(getconf CLK_TCK)
 rss() { awk '/VmRSS/ {print $2}' "/proc/$1/status"; }
 pct() { awk -v t="$1" -v hz="$hz" 'BEGIN{printf "%.3f", 100*t/hz/30}'; }
-cp $R/fog-agent "$work/fog-agent.stripped" && strip "$work/fog-agent.stripped"
+cp $A "$work/fog-agent.stripped" && strip "$work/fog-agent.stripped"
 healthy=$("$R/fogctl" "${tls[@]}" -o json nodes get footprint | grep -c LIVENESS_HEALTHY || true)
 printf '%-44s %10s %12s\n' "process (30 s idle, 1 s heartbeats)" "RSS kB" "CPU % core"
 printf '%-44s %10s %12s\n' "fog-agent, mTLS session, real OS metrics" "$(rss $agent)" "$(pct $((a1 - a0)))"

@@ -20,9 +20,9 @@ COPY . .
 RUN --mount=type=cache,target=/usr/local/cargo/registry,sharing=locked \
     --mount=type=cache,target=/usr/local/cargo/git,sharing=locked \
     --mount=type=cache,target=/src/target,id=fogplane-target,sharing=locked \
-    CARGO_PROFILE_RELEASE_STRIP=debuginfo \
-    cargo build --release --locked -p fog-agent \
- && install -D -m 0755 -t /out target/release/fog-agent
+    CARGO_PROFILE_AGENT_STRIP=debuginfo \
+    cargo build --profile agent --locked -p fog-agent \
+ && install -D -m 0755 -t /out target/agent/fog-agent
 
 FROM ${RUNTIME_IMAGE}
 # tini as PID 1 reaps what exec tasks leave behind (a daemonising grandchild
