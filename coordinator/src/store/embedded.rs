@@ -206,8 +206,16 @@ impl Inner {
     }
 
     fn checkpoint(&self) -> Result<(), StoreError> {
+        let waited = std::time::Instant::now();
         let mut log = self.lock();
-        Self::checkpoint_locked(&self.db, &self.path, &mut log)
+        let started = std::time::Instant::now();
+        let r = Self::checkpoint_locked(&self.db, &self.path, &mut log);
+        tracing::debug!(
+            waited_ms = (started - waited).as_millis() as u64,
+            ms = started.elapsed().as_millis() as u64,
+            "store checkpoint"
+        );
+        r
     }
 
     fn checkpoint_locked(db: &Database, path: &Path, log: &mut Log) -> Result<(), StoreError> {
@@ -237,8 +245,14 @@ impl Inner {
 
 impl Drop for Inner {
     fn drop(&mut self) {
-        if let Err(e) = self.checkpoint() {
-            tracing::warn!(error = %e, "final checkpoint failed; the log will be replayed at the next start");
+        let started = std::time::Instant::now();
+        match self.checkpoint() {
+            Ok(()) => tracing::info!(
+                target: "fog::lifecycle",
+                ms = started.elapsed().as_millis() as u64,
+                "store: final checkpoint"
+            ),
+            Err(e) => tracing::warn!(error = %e, "final checkpoint failed; the log will be replayed at the next start"),
         }
     }
 }
