@@ -10,11 +10,10 @@
 //! coordinates, and they are the costliest entries to add (16 B-tree inserts,
 //! an R*-tree insert); a fleet coming back after a restart would otherwise
 //! re-add all of them. Walking them, the fit filter skips nodes that cannot
-//! take work.
-//! Everything else a task may need
-//! (resources, labels, privacy, residency) is checked by the scheduler's fit
-//! filter while it walks an index in preference order, so an index only has to
-//! give the *order*, never the answer.
+//! take work. Everything else a task may need (resources, labels, privacy,
+//! residency) is checked by the scheduler's fit filter while it walks an
+//! index in preference order, so an index only has to give the *order*,
+//! never the answer.
 //!
 //! Ordered keys hold floats through [`OrdF64`] (`total_cmp`), not quantised, so
 //! an index order is exactly the order a brute-force scan computes.
@@ -109,9 +108,10 @@ pub(crate) struct Indexes {
 /// `NodeTable` re-indexes a node by removing its keys and inserting them
 /// again, but the ring depends only on the id and the point only on the
 /// coordinates, and they are the costliest part of a re-index. So `remove`
-/// parks them and `insert` keeps what is unchanged. If the node was really removed from the
-/// table, the entries stay until its slot is reused (the table reuses free
-/// slots first); meanwhile walkers skip them because the slot is empty.
+/// parks them and `insert` keeps what is unchanged. If the node was really
+/// removed from the table, the entries stay until its slot is reused (the
+/// table reuses free slots first); meanwhile walkers skip them because the
+/// slot is empty.
 struct Parked {
     id: NodeId,
     point: Option<[u32; 3]>,
