@@ -25,6 +25,9 @@ mod submit;
 mod watch;
 
 use clap::{Parser, Subcommand};
+
+#[global_allocator]
+static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use std::net::SocketAddr;
 
 #[derive(Debug, Parser)]

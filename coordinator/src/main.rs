@@ -5,6 +5,10 @@ use clap::Parser;
 use fog_coordinator::config::{Config, EXIT_CONFIG, Flags};
 use tracing_subscriber::EnvFilter;
 
+/// mimalloc, not glibc's malloc: see ARCHITECTURE.md (*Allocator*).
+#[global_allocator]
+static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// `fog-coordinator admin …`: offline administration of the store.
 #[derive(Parser, Debug)]
 #[command(name = "fog-coordinator admin", about = "Offline administration (the coordinator must be stopped)")]

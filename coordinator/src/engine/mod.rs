@@ -457,6 +457,12 @@ impl Engine {
         self.flush().await;
         let _ = self.writer.flush().await;
         info!(target: "fog::lifecycle", "stopping: the engine's last changes are durable");
+        // The writer first (its end is queued ahead of the sessions'), then
+        // dropping the senders ends every session's response stream.
+        let Engine { writer, mut sessions, .. } = self;
+        drop(writer);
+        info!(target: "fog::lifecycle", sessions = sessions.len(), "stopping: the engine ends node sessions");
+        sessions.clear();
     }
 
     /// Takes whatever else is already queued (bounded): node traffic first,

@@ -45,6 +45,11 @@ const CHECKPOINT_BYTES: u64 = 32 << 20;
 /// The embedded store.
 #[derive(Clone)]
 pub struct RedbStore {
+    // Dropped first: the checkpoint thread has let go of the store before
+    // `inner` goes, so the last handle's drop closes it, on the dropping
+    // thread (a checkpoint in flight used to close it a moment later, after
+    // the file lock was expected to be free).
+    _checkpointer: Arc<Checkpointer>,
     inner: Arc<Inner>,
 }
 
@@ -127,8 +132,8 @@ impl RedbStore {
         let mut wal = wal;
         wal.reset().map_err(|e| io_error(&dir.join(super::wal::FILE_NAME), e))?;
         let inner = Arc::new(Inner { db, path, log: Mutex::new(Log { wal, failed: None }) });
-        spawn_checkpointer(Arc::downgrade(&inner));
-        Ok(RedbStore { inner })
+        let checkpointer = Arc::new(spawn_checkpointer(Arc::downgrade(&inner)));
+        Ok(RedbStore { _checkpointer: checkpointer, inner })
     }
 
     /// The database file.
@@ -257,20 +262,39 @@ impl Drop for Inner {
     }
 }
 
-/// Checkpoints every [`CHECKPOINT_EVERY`] until the store is dropped.
-fn spawn_checkpointer(inner: Weak<Inner>) {
+/// The thread that checkpoints every [`CHECKPOINT_EVERY`]; dropping this
+/// stops it and waits for a checkpoint in flight.
+struct Checkpointer {
+    stop: Option<std::sync::mpsc::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Drop for Checkpointer {
+    fn drop(&mut self) {
+        drop(self.stop.take());
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+fn spawn_checkpointer(inner: Weak<Inner>) -> Checkpointer {
+    let (stop, stopped) = std::sync::mpsc::channel::<()>();
     let spawned = std::thread::Builder::new().name("fog-store-checkpoint".into()).spawn(move || {
-        loop {
-            std::thread::sleep(CHECKPOINT_EVERY);
+        while let Err(std::sync::mpsc::RecvTimeoutError::Timeout) = stopped.recv_timeout(CHECKPOINT_EVERY) {
             let Some(inner) = inner.upgrade() else { return };
             if let Err(e) = inner.checkpoint() {
                 tracing::warn!(error = %e, "store checkpoint failed; will retry");
             }
         }
     });
-    if let Err(e) = spawned {
-        // Commits still checkpoint when the log passes CHECKPOINT_BYTES.
-        tracing::warn!(error = %e, "no checkpoint thread");
+    match spawned {
+        Ok(thread) => Checkpointer { stop: Some(stop), thread: Some(thread) },
+        Err(e) => {
+            // Commits still checkpoint when the log passes CHECKPOINT_BYTES.
+            tracing::warn!(error = %e, "no checkpoint thread");
+            Checkpointer { stop: None, thread: None }
+        }
     }
 }
 
@@ -590,6 +614,26 @@ mod tests {
         let _first = RedbStore::open(dir.path()).unwrap();
         let err = RedbStore::open(dir.path()).unwrap_err();
         assert!(matches!(err, StoreError::Locked(_)), "{err}");
+    }
+
+    #[test]
+    fn dropping_the_store_during_a_checkpoint_closes_it_before_drop_returns() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = RedbStore::open(dir.path()).unwrap();
+        // Hold the log so that the next checkpoint waits, holding the store.
+        let inner = store.inner.clone();
+        let guard = inner.lock();
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while Arc::strong_count(&inner) < 3 {
+            assert!(std::time::Instant::now() < deadline, "the checkpoint thread never ran");
+            std::thread::yield_now();
+        }
+        let dropping = std::thread::spawn(move || drop(store));
+        drop(guard);
+        drop(inner);
+        dropping.join().unwrap();
+        // The file lock is free the moment the last handle's drop returned.
+        RedbStore::open(dir.path()).unwrap();
     }
 
     #[cfg(unix)]
