@@ -25,10 +25,11 @@ mod submit;
 mod watch;
 
 use clap::{Parser, Subcommand};
+use std::net::SocketAddr;
 
+/// The coordinator's allocator, so the raw baselines run on the same one.
 #[global_allocator]
 static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
-use std::net::SocketAddr;
 
 #[derive(Debug, Parser)]
 #[command(name = "fog-bench", about = "Fogplane benchmarks with same-run baselines")]

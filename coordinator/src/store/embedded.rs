@@ -629,6 +629,12 @@ mod tests {
             std::thread::yield_now();
         }
         let dropping = std::thread::spawn(move || drop(store));
+        // While that checkpoint waits for the log, the drop waits for it.
+        let watch_until = std::time::Instant::now() + Duration::from_millis(200);
+        while std::time::Instant::now() < watch_until {
+            assert!(!dropping.is_finished(), "the drop returned while a checkpoint still held the store");
+            std::thread::sleep(Duration::from_millis(5));
+        }
         drop(guard);
         drop(inner);
         dropping.join().unwrap();
