@@ -201,7 +201,7 @@ impl Engine {
             SessionEventKind::Heartbeat(state) => self.heartbeat(&ev.node, state, now),
             SessionEventKind::Running(task, attempt) => {
                 if self.tasks.attempt_running(&ev.node, &task, attempt) {
-                    self.mark_tasks([task]);
+                    self.mark_task_deferred(task, now);
                 }
             }
             SessionEventKind::Result(task, attempt, outcome, traceparent) => {

@@ -432,7 +432,9 @@ impl<P> TaskBook<P> {
 
     /// Reconciles a node's hello after a reconnect: attempts the node runs that
     /// the coordinator no longer wants are returned to be cancelled; attempts the
-    /// coordinator placed there that the node does not report are lost.
+    /// coordinator placed there that the node does not report are lost; an
+    /// attempt it reports that is still only assigned here is running (its
+    /// running report may not have reached the store before a restart).
     /// Returns (attempts to cancel on the node, changed tasks).
     pub fn reconcile(
         &mut self,
@@ -443,6 +445,7 @@ impl<P> TaskBook<P> {
     ) -> (Vec<(TaskId, AttemptNo)>, Vec<TaskId>) {
         let reported_set: BTreeSet<(TaskId, AttemptNo)> = reported.iter().cloned().collect();
         let mut cancel = Vec::new();
+        let mut changed = Vec::new();
         for (task_id, number) in reported {
             let wanted = self
                 .tasks
@@ -457,13 +460,16 @@ impl<P> TaskBook<P> {
                 .get(task_id)
                 .and_then(|t| t.attempt(*number))
                 .is_some_and(|a| &*a.node == node && !a.state.is_active());
-            if !wanted && !finished_here {
+            if wanted {
+                if self.attempt_running(node, task_id, *number) {
+                    changed.push(task_id.clone());
+                }
+            } else if !finished_here {
                 cancel.push((task_id.clone(), *number));
             }
         }
         let placed: Vec<(TaskId, AttemptNo)> =
             nodes.get(node).map(|e| e.attempts.iter().cloned().collect()).unwrap_or_default();
-        let mut changed = Vec::new();
         for (task_id, number) in placed {
             if !reported_set.contains(&(task_id.clone(), number)) {
                 self.lose_attempt(nodes, node, &task_id, number, "not running on the node after reconnect", now);

@@ -235,9 +235,17 @@ fn reconcile_cancels_unknown_attempts_and_loses_missing_ones() {
     assert_eq!(changed, vec![t.clone()]);
     assert_eq!(w.attempts(&t)[0].2, AttemptState::Lost);
     assert_eq!(w.state(&t), TaskState::Queued);
-    // Reporting the current attempt keeps it.
+    // Reporting the current attempt keeps it, and an attempt the node holds
+    // is running even if its running report was never recorded.
     w.place(3);
+    assert_eq!(w.state(&t), TaskState::Assigned);
     let (cancel, changed) = w.book.reconcile(&mut w.nodes, "n0", &[(t.clone(), 2)], 4);
+    assert!(cancel.is_empty());
+    assert_eq!(changed, vec![t.clone()]);
+    assert_eq!(w.state(&t), TaskState::Running);
+    assert_eq!(w.attempts(&t)[1].2, AttemptState::Running);
+    // Reported again: nothing changes.
+    let (cancel, changed) = w.book.reconcile(&mut w.nodes, "n0", &[(t.clone(), 2)], 5);
     assert!(cancel.is_empty() && changed.is_empty());
 }
 
