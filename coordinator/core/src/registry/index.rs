@@ -312,7 +312,11 @@ impl Indexes {
         for (r, ms) in &k.rtts {
             self.by_rtt.entry(r.clone()).or_default().insert((*ms, load, slot));
         }
-        let sets = self.by_region.entry((*k.region).into()).or_default();
+        // Looked up before `entry`, which would allocate the key on every heartbeat that moves the load.
+        let sets = match self.by_region.get_mut(&*k.region) {
+            Some(sets) => sets,
+            None => self.by_region.entry((*k.region).into()).or_default(),
+        };
         match k.point {
             Some(_) => sets.located.insert((load, slot)),
             None => sets.unlocated.insert((load, slot)),
