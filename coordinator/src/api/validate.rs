@@ -5,6 +5,18 @@
 use super::error::ApiError;
 use fog_core::domain;
 use fog_proto::v1 as pb;
+use std::fmt;
+
+/// The field path `parent.name`, formatted only when a violation names it
+/// (a valid request, the common case, formats no paths at all).
+#[derive(Clone, Copy, Debug)]
+struct Path<'a, P>(P, &'a str);
+
+impl<P: fmt::Display> fmt::Display for Path<'_, P> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}.{}", self.0, self.1)
+    }
+}
 
 /// Checks the rules declared in the `.proto` files (`buf.validate`), with
 /// the code fog-proto generates from them: every violation, with its field path.
@@ -18,8 +30,8 @@ pub struct Violations(Vec<(String, String)>);
 
 impl Violations {
     /// Adds a violation.
-    pub fn add(&mut self, field: impl Into<String>, why: impl Into<String>) {
-        self.0.push((field.into(), why.into()));
+    pub fn add(&mut self, field: impl fmt::Display, why: impl Into<String>) {
+        self.0.push((field.to_string(), why.into()));
     }
 
     /// Starts with the violations of the rules declared in the `.proto`
@@ -59,7 +71,7 @@ impl Violations {
     }
 
     /// Checks a string's length in characters.
-    pub fn max_len(&mut self, field: &str, s: &str, max: usize) {
+    pub fn max_len(&mut self, field: impl fmt::Display + Copy, s: &str, max: usize) {
         let n = s.chars().count();
         if n > max {
             self.add(field, format!("must be at most {max} characters, got {n}"));
@@ -67,28 +79,28 @@ impl Violations {
     }
 
     /// Checks a list's length.
-    pub fn max_items<T>(&mut self, field: &str, v: &[T], max: usize) {
+    pub fn max_items<T>(&mut self, field: impl fmt::Display + Copy, v: &[T], max: usize) {
         if v.len() > max {
             self.add(field, format!("must have at most {max} items, got {}", v.len()));
         }
     }
 
     /// Checks an enum value is known (and optionally not UNSPECIFIED).
-    pub fn enum_value<E: TryFrom<i32>>(&mut self, field: &str, v: i32, allow_unspecified: bool) {
+    pub fn enum_value<E: TryFrom<i32>>(&mut self, field: impl fmt::Display + Copy, v: i32, allow_unspecified: bool) {
         if E::try_from(v).is_err() || (!allow_unspecified && v == 0) {
             self.add(field, format!("unknown enum value {v}"));
         }
     }
 
     /// Checks an id (`[a-z0-9-]`, 1..=63).
-    pub fn id(&mut self, field: &str, s: &str) {
+    pub fn id(&mut self, field: impl fmt::Display + Copy, s: &str) {
         if let Err(e) = domain::validate_id(s) {
             self.add(field, e.to_string());
         }
     }
 
     /// Checks labels; reserved keys only if `allow_reserved`.
-    pub fn labels(&mut self, field: &str, labels: &[pb::Label], allow_reserved: bool) {
+    pub fn labels(&mut self, field: impl fmt::Display + Copy, labels: &[pb::Label], allow_reserved: bool) {
         self.max_items(field, labels, 64);
         for (i, l) in labels.iter().enumerate() {
             if let Err(e) = domain::validate_label_key(&l.key) {
@@ -103,25 +115,25 @@ impl Violations {
     }
 
     /// Checks a location.
-    pub fn location(&mut self, field: &str, l: &pb::Location) {
+    pub fn location(&mut self, field: impl fmt::Display + Copy, l: &pb::Location) {
         if !l.region.is_empty()
             && let Err(e) = domain::validate_id(&l.region)
         {
-            self.add(format!("{field}.region"), e.to_string());
+            self.add(Path(field, "region"), e.to_string());
         }
-        self.max_len(&format!("{field}.zone"), &l.zone, 63);
+        self.max_len(Path(field, "zone"), &l.zone, 63);
         if l.has_coordinates {
             if !(l.latitude.is_finite() && (-90.0..=90.0).contains(&l.latitude)) {
-                self.add(format!("{field}.latitude"), "must be between -90 and 90");
+                self.add(Path(field, "latitude"), "must be between -90 and 90");
             }
             if !(l.longitude.is_finite() && (-180.0..=180.0).contains(&l.longitude)) {
-                self.add(format!("{field}.longitude"), "must be between -180 and 180");
+                self.add(Path(field, "longitude"), "must be between -180 and 180");
             }
         }
     }
 
     /// Checks a page size (0 = default, else 1..=max).
-    pub fn page_size(&mut self, field: &str, v: u32, max: u32) {
+    pub fn page_size(&mut self, field: impl fmt::Display + Copy, v: u32, max: u32) {
         if v > max {
             self.add(field, format!("must be at most {max}, got {v}"));
         }
@@ -145,8 +157,8 @@ pub fn task_spec(v: &mut Violations, field: &str, spec: Option<&pb::TaskSpec>) {
         v.add(field, "is required");
         return;
     };
-    let f = |name: &str| format!("{field}.{name}");
-    v.max_len(&f("name"), &s.name, 128);
+    let f = |name| Path(field, name);
+    v.max_len(f("name"), &s.name, 128);
     match &s.workload {
         None => v.add(f("workload"), "one of builtin or exec is required"),
         Some(pb::task_spec::Workload::Builtin(b)) => match &b.kind {
@@ -169,8 +181,8 @@ pub fn task_spec(v: &mut Violations, field: &str, spec: Option<&pb::TaskSpec>) {
             if e.command.is_empty() {
                 v.add(f("exec.command"), "must not be empty");
             }
-            v.max_len(&f("exec.command"), &e.command, 4096);
-            v.max_items(&f("exec.args"), &e.args, 256);
+            v.max_len(f("exec.command"), &e.command, 4096);
+            v.max_items(f("exec.args"), &e.args, 256);
             for (i, a) in e.args.iter().enumerate() {
                 v.max_len(&format!("{field}.exec.args[{i}]"), a, 4096);
             }
@@ -181,9 +193,9 @@ pub fn task_spec(v: &mut Violations, field: &str, spec: Option<&pb::TaskSpec>) {
                 if k.is_empty() || k.contains('=') || k.contains('\0') || k.len() > 256 {
                     v.add(f("exec.env"), format!("invalid variable name {k:?}"));
                 }
-                v.max_len(&f("exec.env"), val, 4096);
+                v.max_len(f("exec.env"), val, 4096);
             }
-            v.max_len(&f("exec.working_dir"), &e.working_dir, 4096);
+            v.max_len(f("exec.working_dir"), &e.working_dir, 4096);
         }
     }
     if let Some(r) = &s.resources {
@@ -200,19 +212,19 @@ pub fn task_spec(v: &mut Violations, field: &str, spec: Option<&pb::TaskSpec>) {
             v.add(f("resources.gpus"), format!("must be at most {MAX_GPUS}"));
         }
     }
-    v.enum_value::<pb::SlaTier>(&f("sla_tier"), s.sla_tier, true);
-    v.enum_value::<pb::PrivacyLevel>(&f("privacy_level"), s.privacy_level, true);
-    v.enum_value::<pb::RoutingStrategy>(&f("strategy"), s.strategy, true);
-    v.max_len(&f("affinity_key"), &s.affinity_key, 256);
+    v.enum_value::<pb::SlaTier>(f("sla_tier"), s.sla_tier, true);
+    v.enum_value::<pb::PrivacyLevel>(f("privacy_level"), s.privacy_level, true);
+    v.enum_value::<pb::RoutingStrategy>(f("strategy"), s.strategy, true);
+    v.max_len(f("affinity_key"), &s.affinity_key, 256);
     if s.strategy == pb::RoutingStrategy::Affinity as i32 && s.affinity_key.is_empty() {
         v.add(f("affinity_key"), "is required with the affinity strategy");
     }
-    v.labels(&f("preferred_labels"), &s.preferred_labels, true);
-    v.labels(&f("required_labels"), &s.required_labels, true);
+    v.labels(f("preferred_labels"), &s.preferred_labels, true);
+    v.labels(f("required_labels"), &s.required_labels, true);
     if let Some(o) = &s.origin {
-        v.location(&f("origin"), o);
+        v.location(f("origin"), o);
     }
-    v.max_items(&f("allowed_regions"), &s.allowed_regions, 64);
+    v.max_items(f("allowed_regions"), &s.allowed_regions, 64);
     for (i, r) in s.allowed_regions.iter().enumerate() {
         if let Err(e) = domain::validate_id(r) {
             v.add(format!("{field}.allowed_regions[{i}]"), e.to_string());
