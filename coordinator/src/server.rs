@@ -1,6 +1,8 @@
 //! Assembles a running coordinator: store → writer → engine → gRPC server,
 //! and takes it down in the reverse order.
 
+mod coalesce;
+
 use crate::api::{AuthApi, FleetApi, NodeApi, SystemApi, TaskApi, TopologyApi};
 use crate::auth::{AuthLayer, Limits};
 use crate::config::{Config, TlsSettings};
@@ -177,7 +179,11 @@ pub async fn start_replica(
     // TCP_NODELAY on every accepted connection. (The builder's `tcp_nodelay`
     // applies only to listeners tonic binds itself; without it, small
     // responses waited out the peer's 40 ms delayed ACK: submit p99 was 44 ms.)
-    let incoming = tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true));
+    // Each connection's writes coalesced (see `coalesce`).
+    let incoming = futures::TryStreamExt::map_ok(
+        tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true)),
+        coalesce::Coalesced::new,
+    );
     let server = tokio::spawn(router.serve_with_incoming_shutdown(incoming, async move { stop.cancelled().await }));
     let metrics_addr = match metrics_listener {
         Some(listener) => {
