@@ -105,16 +105,19 @@ pub struct EtcdRate {
     pub rate: f64,
     /// etcd's CPU (user + system) per operation, µs.
     pub cpu_us_per_op: f64,
+    /// The load generator's own CPU per operation, µs.
+    pub load_cpu_us_per_op: f64,
 }
 
 /// Counts `done` over `window` after a warm-up, with etcd's CPU.
 async fn window_rate(etcd: &Etcd, done: &AtomicU64, window: Duration) -> EtcdRate {
     tokio::time::sleep(window / 4).await;
-    let (n0, c0, t0) = (done.load(Ordering::Relaxed), etcd.proc.cpu_seconds(), Instant::now());
+    let own = crate::procs::own_cpu_seconds;
+    let (n0, c0, l0, t0) = (done.load(Ordering::Relaxed), etcd.proc.cpu_seconds(), own(), Instant::now());
     tokio::time::sleep(window).await;
-    let (n1, c1, secs) = (done.load(Ordering::Relaxed), etcd.proc.cpu_seconds(), t0.elapsed().as_secs_f64());
+    let (n1, c1, l1, secs) = (done.load(Ordering::Relaxed), etcd.proc.cpu_seconds(), own(), t0.elapsed().as_secs_f64());
     let ops = (n1 - n0).max(1) as f64;
-    EtcdRate { rate: ops / secs, cpu_us_per_op: (c1 - c0) * 1e6 / ops }
+    EtcdRate { rate: ops / secs, cpu_us_per_op: (c1 - c0) * 1e6 / ops, load_cpu_us_per_op: (l1 - l0) * 1e6 / ops }
 }
 
 /// Lease keepalives: `leases` leases (TTL 60 s) over `connections` connections,

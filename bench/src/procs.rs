@@ -43,14 +43,7 @@ impl Proc {
 
     /// CPU seconds the process has used (user + system), from /proc.
     pub fn cpu_seconds(&self) -> f64 {
-        let Some(pid) = self.child.id() else { return 0.0 };
-        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-        // Fields after the command name (which may contain spaces), 1-based: utime 14, stime 15.
-        let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
-        let f: Vec<&str> = rest.split_whitespace().collect();
-        let ticks = |i: usize| f.get(i - 3).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
-        // USER_HZ is 100 on Linux whatever the kernel's HZ.
-        (ticks(14) + ticks(15)) / 100.0
+        self.child.id().map_or(0.0, |pid| cpu_seconds_of(&pid.to_string()))
     }
 
     /// Resident set size in KiB, from /proc.
@@ -62,6 +55,22 @@ impl Proc {
             .find_map(|l| l.strip_prefix("VmRSS:").and_then(|v| v.split_whitespace().next()?.parse().ok()))
             .unwrap_or(0)
     }
+}
+
+/// CPU seconds this process (the load generator) has used, user + system.
+pub fn own_cpu_seconds() -> f64 {
+    cpu_seconds_of("self")
+}
+
+/// CPU seconds (user + system) of `/proc/<pid>`, 0 if it cannot be read.
+fn cpu_seconds_of(pid: &str) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // Fields after the command name (which may contain spaces), 1-based: utime 14, stime 15.
+    let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = |i: usize| f.get(i - 3).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+    // USER_HZ is 100 on Linux whatever the kernel's HZ.
+    (ticks(14) + ticks(15)) / 100.0
 }
 
 /// A binary next to this one (the same `target/<profile>` directory).

@@ -36,6 +36,10 @@ pub struct SubmitResult {
     pub assigned_rate: f64,
     /// Submit latency (RPC, includes placement and the durable commit).
     pub latency: Delays,
+    /// The coordinator's CPU (user + system) per acknowledged submit, µs.
+    pub cpu_us_per_op: f64,
+    /// The load generator's own CPU (submitters and simulated fleet) per submit, µs.
+    pub load_cpu_us_per_op: f64,
 }
 
 /// Submits with `inflight` concurrent callers for `window` (after a warm-up of a quarter window).
@@ -75,16 +79,26 @@ async fn submit_for(
         .collect();
     tokio::time::sleep(window / 4).await;
     measuring.store(true, Ordering::Relaxed);
-    let (d0, a0, t0) = (done.load(Ordering::Relaxed), assigned(), Instant::now());
+    let own = crate::procs::own_cpu_seconds;
+    let (d0, a0, c0, l0, t0) =
+        (done.load(Ordering::Relaxed), assigned(), coord.proc.cpu_seconds(), own(), Instant::now());
     tokio::time::sleep(window).await;
-    let (d1, a1, secs) = (done.load(Ordering::Relaxed), assigned(), t0.elapsed().as_secs_f64());
+    let (d1, a1, c1, l1, secs) =
+        (done.load(Ordering::Relaxed), assigned(), coord.proc.cpu_seconds(), own(), t0.elapsed().as_secs_f64());
     measuring.store(false, Ordering::Relaxed);
     let _ = stop_tx.send(true);
     for t in tasks {
         let _ = tokio::time::timeout(Duration::from_secs(10), t).await;
     }
     anyhow::ensure!(d1 > d0, "no submit was acknowledged in the window");
-    Ok(SubmitResult { rate: (d1 - d0) as f64 / secs, assigned_rate: (a1 - a0) as f64 / secs, latency })
+    let per_op = |seconds: f64| seconds * 1e6 / (d1 - d0) as f64;
+    Ok(SubmitResult {
+        rate: (d1 - d0) as f64 / secs,
+        assigned_rate: (a1 - a0) as f64 / secs,
+        latency,
+        cpu_us_per_op: per_op(c1 - c0),
+        load_cpu_us_per_op: per_op(l1 - l0),
+    })
 }
 
 /// Simulated nodes on `connections` connections, heartbeating every 5 s; waits until all are connected.
@@ -150,7 +164,7 @@ pub async fn run(mut args: Args, dir: &std::path::Path) -> anyhow::Result<String
     }
     drop(etcd);
     let mut out = String::from(
-        "| in flight | etcd durable puts/s | coordinator durable submits/s (routed) | **coordinator ÷ etcd** | submit p50 ms | submit p99 ms |\n|---:|---:|---:|---:|---:|---:|\n",
+        "| in flight | etcd durable puts/s | coordinator durable submits/s (routed) | **coordinator ÷ etcd** | submit p50 ms | submit p99 ms | CPU µs per op, server: etcd / coordinator | CPU µs per op, load generator: with etcd / with coordinator (its fleet included) |\n|---:|---:|---:|---:|---:|---:|---:|---:|\n",
     );
     {
         let coord = Coord::start(dir, &["--heartbeat-interval", "5s"]).await?;
@@ -158,12 +172,16 @@ pub async fn run(mut args: Args, dir: &std::path::Path) -> anyhow::Result<String
         for (&k, e) in levels.iter().zip(&etcd_rates) {
             let r = submit_for(&coord, k, args.window, || assigned(&nodes)).await?;
             out += &format!(
-                "| {k} | {:.0} | {:.0} | **{:.2}×** | {:.2} | {:.2} |\n",
+                "| {k} | {:.0} | {:.0} | **{:.2}×** | {:.2} | {:.2} | {:.0} / {:.0} | {:.0} / {:.0} |\n",
                 e.rate,
                 r.rate,
                 r.rate / e.rate,
                 r.latency.percentile_ms(50.0),
-                r.latency.percentile_ms(99.0)
+                r.latency.percentile_ms(99.0),
+                e.cpu_us_per_op,
+                r.cpu_us_per_op,
+                e.load_cpu_us_per_op,
+                r.load_cpu_us_per_op
             );
         }
         for n in &nodes {
