@@ -18,6 +18,16 @@ impl<P: fmt::Display> fmt::Display for Path<'_, P> {
     }
 }
 
+/// The path of a list's item, `list[i]`, formatted only when a violation names it.
+#[derive(Clone, Copy, Debug)]
+struct Item<P>(P, usize);
+
+impl<P: fmt::Display> fmt::Display for Item<P> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}[{}]", self.0, self.1)
+    }
+}
+
 /// Checks the rules declared in the `.proto` files (`buf.validate`), with
 /// the code fog-proto generates from them: every violation, with its field path.
 pub fn declared<M: fog_proto::Validate>(msg: &M) -> Result<(), ApiError> {
@@ -184,7 +194,7 @@ pub fn task_spec(v: &mut Violations, field: &str, spec: Option<&pb::TaskSpec>) {
             v.max_len(f("exec.command"), &e.command, 4096);
             v.max_items(f("exec.args"), &e.args, 256);
             for (i, a) in e.args.iter().enumerate() {
-                v.max_len(&format!("{field}.exec.args[{i}]"), a, 4096);
+                v.max_len(Item(f("exec.args"), i), a, 4096);
             }
             if e.env.len() > 64 {
                 v.add(f("exec.env"), format!("must have at most 64 entries, got {}", e.env.len()));
@@ -287,6 +297,11 @@ mod tests {
         s.resources = Some(pb::Resources { cpu_millis: u32::MAX, ..Default::default() });
         s.origin = Some(pb::Location { has_coordinates: true, latitude: 91.0, ..Default::default() });
         s.required_labels = vec![pb::Label { key: "bad key".into(), value: "v".into() }];
+        s.workload = Some(pb::task_spec::Workload::Exec(pb::ExecTask {
+            command: "/bin/true".into(),
+            args: vec!["ok".into(), "x".repeat(4097)],
+            ..Default::default()
+        }));
         let f = fields(&s);
         for want in [
             "spec.name",
@@ -296,9 +311,11 @@ mod tests {
             "spec.resources.cpu_millis",
             "spec.origin.latitude",
             "spec.required_labels[0].key",
+            "spec.exec.args[1]",
         ] {
             assert!(f.iter().any(|x| x == want), "{want} missing from {f:?}");
         }
+        assert!(!f.iter().any(|x| x == "spec.exec.args[0]"), "a valid argument named in {f:?}");
     }
 
     #[test]

@@ -15,10 +15,12 @@
 //! is one extra poll of the connection task per burst; nothing waits on a
 //! timer, and a lone response is delayed by one trip through the run queue.
 //!
-//! Under TLS the wrapper sits below rustls (tonic wraps the accepted stream),
-//! and rustls reports plaintext written once it has encrypted it: the first
-//! write of a burst still yields, but the burst's later records pass straight
-//! through, so TLS connections get no fewer writes (correct, not faster).
+//! Only plaintext connections are coalesced (`--insecure-dev`, or behind a
+//! proxy that ends TLS). Under TLS the wrapper would sit below rustls (tonic
+//! wraps the accepted stream), which reports plaintext written once it has
+//! encrypted it: the burst's later records would pass straight through, so a
+//! TLS connection would pay the extra poll and save no write. There the
+//! wrapper is off ([`Coalesced::plain`]).
 
 use std::io;
 use std::pin::Pin;
@@ -29,19 +31,26 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 #[derive(Debug)]
 pub struct Coalesced<T> {
     io: T,
+    /// Whether writes are coalesced at all (not under TLS).
+    on: bool,
     /// The current burst has yielded once: write through until the next flush.
     yielded: bool,
 }
 
 impl<T> Coalesced<T> {
-    /// Wraps `io`.
+    /// Wraps `io`, coalescing its writes.
     pub fn new(io: T) -> Self {
-        Coalesced { io, yielded: false }
+        Coalesced { io, on: true, yielded: false }
+    }
+
+    /// Wraps `io` without coalescing: every call passes straight through.
+    pub fn plain(io: T) -> Self {
+        Coalesced { io, on: false, yielded: false }
     }
 
     /// `Ready` once this burst has let the run queue go first.
     fn yield_once(&mut self, cx: &mut Context<'_>) -> Poll<()> {
-        if self.yielded {
+        if self.yielded || !self.on {
             return Poll::Ready(());
         }
         self.yielded = true;
@@ -144,6 +153,11 @@ mod tests {
         assert!(matches!(Pin::new(&mut a).poll_write(&mut cx, b"y"), Poll::Ready(Ok(1))));
         assert!(matches!(Pin::new(&mut a).poll_flush(&mut cx), Poll::Ready(Ok(()))));
         assert!(Pin::new(&mut a).poll_write(&mut cx, b"z").is_pending());
+        assert_eq!(woken(), 2);
+        // Off (TLS): no write ever yields.
+        let (p, _q) = tokio::io::duplex(64);
+        let mut p = Coalesced::plain(p);
+        assert!(matches!(Pin::new(&mut p).poll_write(&mut cx, b"x"), Poll::Ready(Ok(1))));
         assert_eq!(woken(), 2);
     }
 }
